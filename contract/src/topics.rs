@@ -1,0 +1,46 @@
+//! Kafka topics, with the partition count the project creates them with.
+
+use crate::Family;
+
+/// A topic and the partition count `livepulse topics create` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic {
+    /// Topic name; the `.v1` suffix follows the contract's schema version.
+    pub name: &'static str,
+    /// Partition count. Records are keyed by `stream_id`, so this bounds how
+    /// many pipeline instances can share one job.
+    pub partitions: i32,
+}
+
+/// Player telemetry: the busiest topic.
+pub const PLAYER_EVENTS: Topic = Topic {
+    name: "livepulse.player.v1",
+    partitions: 8,
+};
+/// Chat, likes, gifts, follows, subscriptions, shares.
+pub const CHAT_EVENTS: Topic = Topic {
+    name: "livepulse.chat.v1",
+    partitions: 8,
+};
+/// Stream lifecycle (start/end).
+pub const STREAM_EVENTS: Topic = Topic {
+    name: "livepulse.stream.v1",
+    partitions: 2,
+};
+
+/// Every topic the project owns.
+pub const ALL: [Topic; 3] = [PLAYER_EVENTS, CHAT_EVENTS, STREAM_EVENTS];
+
+/// The topic a family's events are produced to.
+///
+/// ```
+/// use livepulse_contract::{topics, Family};
+/// assert_eq!(topics::for_family(Family::Chat).name, "livepulse.chat.v1");
+/// ```
+pub fn for_family(family: Family) -> Topic {
+    match family {
+        Family::Player => PLAYER_EVENTS,
+        Family::Chat => CHAT_EVENTS,
+        Family::Stream => STREAM_EVENTS,
+    }
+}
