@@ -1,0 +1,5 @@
+//! ClickHouse: client configuration.
+
+mod config;
+
+pub use config::ClickHouseConfig;

@@ -1,0 +1,46 @@
+//! Kafka: client configuration, an idempotent producer, a consumer-group
+//! consumer and topic administration.
+
+mod admin;
+mod config;
+
+pub use admin::ensure_topics;
+pub use config::{KafkaConfig, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig};
+
+use std::time::Duration;
+
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+/// A producer that never duplicates or reorders within a partition
+/// (`enable.idempotence`, `acks=all`), compressing with lz4 (the test broker
+/// cannot read snappy). A record not acknowledged within `delivery_timeout`
+/// fails, so callers can answer "try again" instead of hanging.
+pub fn idempotent_producer(
+    cfg: &KafkaConfig,
+    delivery_timeout: Duration,
+) -> Result<FutureProducer, KafkaError> {
+    cfg.client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        )
+        .create()
+}
+
+/// A consumer in `group_id` that commits only when told to (offsets are
+/// committed after the sink wrote) and starts from the earliest offset when
+/// the group has none.
+pub fn group_consumer(cfg: &KafkaConfig, group_id: &str) -> Result<StreamConsumer, KafkaError> {
+    cfg.client_config()
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+}
