@@ -1,0 +1,149 @@
+//! Event-time watermarks, tracked per source partition and combined as the
+//! minimum, so one partition that is read ahead of another cannot make the
+//! other's events late.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+struct Partition {
+    max_ts: Option<i64>,
+    last_event: Instant,
+    caught_up: bool,
+}
+
+/// Per-partition event-time progress.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use livepulse_pipelines::runtime::watermark::Watermarks;
+///
+/// let mut wm = Watermarks::new(1_000, Duration::from_secs(3));
+/// let now = Instant::now();
+/// wm.assign(0, now);
+/// wm.assign(1, now);
+/// wm.observe(0, 50_000, now);
+/// assert_eq!(wm.advance(now, 0), None); // partition 1 has not spoken yet
+/// wm.observe(1, 20_000, now);
+/// assert_eq!(wm.advance(now, 0), Some(19_000)); // min(50s, 20s) - 1s lateness
+/// ```
+#[derive(Debug)]
+pub struct Watermarks {
+    partitions: HashMap<u32, Partition>,
+    lateness_ms: i64,
+    idle_timeout: Duration,
+    current: Option<i64>,
+}
+
+impl Watermarks {
+    /// A tracker with the given allowed lateness and idle timeout.
+    pub fn new(lateness_ms: i64, idle_timeout: Duration) -> Self {
+        Self {
+            partitions: HashMap::new(),
+            lateness_ms,
+            idle_timeout,
+            current: None,
+        }
+    }
+
+    /// Starts tracking a partition (on assignment); it holds the watermark
+    /// back until it delivers an event or proves idle.
+    pub fn assign(&mut self, source: u32, now: Instant) {
+        self.partitions.entry(source).or_insert(Partition {
+            max_ts: None,
+            last_event: now,
+            caught_up: false,
+        });
+    }
+
+    /// Stops tracking a partition (on revocation).
+    pub fn revoke(&mut self, source: u32) {
+        self.partitions.remove(&source);
+    }
+
+    /// Records an event time seen on a partition.
+    pub fn observe(&mut self, source: u32, ts: i64, now: Instant) {
+        let p = self.partitions.entry(source).or_insert(Partition {
+            max_ts: None,
+            last_event: now,
+            caught_up: false,
+        });
+        p.max_ts = Some(p.max_ts.map_or(ts, |m| m.max(ts)));
+        p.last_event = now;
+        p.caught_up = false;
+    }
+
+    /// Partitions silent for the idle timeout whose catch-up state is unknown;
+    /// the caller asks the broker and reports back with [`Self::set_caught_up`].
+    pub fn silent(&self, now: Instant) -> Vec<u32> {
+        let mut silent: Vec<u32> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.caught_up && now.duration_since(p.last_event) >= self.idle_timeout)
+            .map(|(s, _)| *s)
+            .collect();
+        silent.sort_unstable();
+        silent
+    }
+
+    /// Marks a partition as having no unread records.
+    pub fn set_caught_up(&mut self, source: u32) {
+        if let Some(p) = self.partitions.get_mut(&source) {
+            p.caught_up = true;
+        }
+    }
+
+    fn is_idle(&self, p: &Partition, now: Instant) -> bool {
+        p.caught_up && now.duration_since(p.last_event) >= self.idle_timeout
+    }
+
+    /// The watermark now: the minimum over non-idle partitions of their max
+    /// event time, minus the lateness; the wall clock (`now_ms`) minus the
+    /// lateness when every partition is idle. Never moves backwards.
+    pub fn advance(&mut self, now: Instant, now_ms: i64) -> Option<i64> {
+        let mut active = self
+            .partitions
+            .values()
+            .filter(|p| !self.is_idle(p, now))
+            .peekable();
+        let candidate = if active.peek().is_none() {
+            (!self.partitions.is_empty()).then_some(now_ms)
+        } else {
+            active
+                .map(|p| p.max_ts)
+                .collect::<Option<Vec<i64>>>()
+                .and_then(|m| m.into_iter().min())
+        };
+        if let Some(ts) = candidate {
+            let wm = ts - self.lateness_ms;
+            self.current = Some(self.current.map_or(wm, |c| c.max(wm)));
+        }
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_partitions_stop_holding_the_watermark() {
+        let start = Instant::now();
+        let mut wm = Watermarks::new(0, Duration::from_secs(2));
+        wm.assign(0, start);
+        wm.assign(1, start);
+        wm.observe(0, 10_000, start);
+        assert_eq!(wm.advance(start, 99_000), None);
+        let later = start + Duration::from_secs(3);
+        assert_eq!(wm.silent(later), vec![0, 1]);
+        // Silent but not caught up (the broker still has records): still holds.
+        assert_eq!(wm.advance(later, 99_000), None);
+        wm.set_caught_up(1);
+        assert_eq!(wm.advance(later, 99_000), Some(10_000));
+        wm.set_caught_up(0);
+        assert_eq!(wm.advance(later, 99_000), Some(99_000));
+        // New data does not move it back.
+        wm.observe(0, 50_000, later);
+        assert_eq!(wm.advance(later, 99_000), Some(99_000));
+    }
+}

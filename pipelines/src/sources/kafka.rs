@@ -1,0 +1,126 @@
+//! The Kafka source: a consumer-group member reading the event topics, with
+//! the bookkeeping the runtime needs for watermarks and safe commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livepulse_connectors::kafka::{KafkaConfig, group_consumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+}
+
+/// A consumer-group member, with topic-partitions interned as small source
+/// ids so Arrow batches can carry their provenance in a `UInt32` column.
+pub struct KafkaSource {
+    consumer: Arc<StreamConsumer>,
+    ids: HashMap<TopicPartition, u32>,
+    partitions: Vec<TopicPartition>,
+    /// Next offset to read, per source id, as far as this member has read.
+    next_offsets: HashMap<u32, i64>,
+}
+
+impl KafkaSource {
+    /// Joins `group_id` and subscribes to `topics`.
+    pub fn subscribe(
+        cfg: &KafkaConfig,
+        group_id: &str,
+        topics: &[&str],
+    ) -> Result<Self, KafkaError> {
+        let consumer = group_consumer(cfg, group_id)?;
+        consumer.subscribe(topics)?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            ids: HashMap::new(),
+            partitions: Vec::new(),
+            next_offsets: HashMap::new(),
+        })
+    }
+
+    /// The next record.
+    pub async fn recv(&self) -> Result<OwnedMessage, KafkaError> {
+        self.consumer.recv().await.map(|m| m.detach())
+    }
+
+    /// The source id of a topic-partition, interning it on first sight.
+    pub fn source_id(&mut self, topic: &str, partition: i32) -> u32 {
+        let key = TopicPartition {
+            topic: topic.to_owned(),
+            partition,
+        };
+        if let Some(id) = self.ids.get(&key) {
+            return *id;
+        }
+        let id = u32::try_from(self.partitions.len()).unwrap_or(u32::MAX);
+        self.partitions.push(key.clone());
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// Notes that `offset` of source `id` was read.
+    pub fn mark_read(&mut self, id: u32, offset: i64) {
+        self.next_offsets.insert(id, offset + 1);
+    }
+
+    /// Source ids of the partitions currently assigned to this member.
+    pub fn assigned(&mut self) -> Result<Vec<u32>, KafkaError> {
+        let assignment = self.consumer.assignment()?;
+        Ok(assignment
+            .elements()
+            .iter()
+            .map(|e| self.source_id(e.topic(), e.partition()))
+            .collect())
+    }
+
+    /// Whether this member has read everything the broker holds for `id`
+    /// (asks the broker; used only for partitions that went silent).
+    pub async fn caught_up(&self, id: u32) -> Result<bool, KafkaError> {
+        let Some(tp) = self.partitions.get(id as usize).cloned() else {
+            return Ok(false);
+        };
+        let consumer = Arc::clone(&self.consumer);
+        let (low, high) = tokio::task::spawn_blocking(move || {
+            consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(2))
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        let next = self.next_offsets.get(&id).copied();
+        Ok(high <= low || next.is_some_and(|n| n >= high) || self.committed_at_least(id, high)?)
+    }
+
+    fn committed_at_least(&self, id: u32, high: i64) -> Result<bool, KafkaError> {
+        if self.next_offsets.contains_key(&id) {
+            return Ok(false);
+        }
+        let position = self.consumer.position()?;
+        let tp = &self.partitions[id as usize];
+        Ok(position
+            .find_partition(&tp.topic, tp.partition)
+            .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= high)))
+    }
+
+    /// Commits, per assigned partition read so far, the lowest offset still
+    /// needed (`lowest_pending`) or else everything read.
+    pub fn commit(&self, lowest_pending: &HashMap<u32, i64>) -> Result<usize, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for (id, next) in &self.next_offsets {
+            let offset = lowest_pending.get(id).copied().unwrap_or(*next);
+            let tp = &self.partitions[*id as usize];
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))?;
+        }
+        if tpl.count() > 0 {
+            self.consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        Ok(tpl.count())
+    }
+}
