@@ -1,1 +1,6 @@
-//! Placeholder while the crate is written.
+//! Support for the end-to-end tests: the batch oracle that recomputes the
+//! streaming jobs' results from raw events, independently of the streaming
+//! code (Polars instead of DataFusion, a whole-data-set group-by instead of
+//! watermarks and incremental windows).
+
+pub mod oracle;

@@ -1,0 +1,212 @@
+//! `livepulse bench`: the engagement job's processing rate.
+//!
+//! 1. Replay: records encoded exactly as the collector encodes them, fed
+//!    from memory through the same processor the pipeline runs (decode ->
+//!    dedup -> windows -> DataFusion -> result and raw-event rows), on one
+//!    thread. Reported per CPU-second, i.e. per core.
+//! 2. End to end: the same records produced to a private local broker, the
+//!    pipeline running against it and a private ClickHouse, timed until every
+//!    event is in ClickHouse.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use clap::Args;
+use livepulse_connectors::clickhouse::ClickHouseConfig;
+use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
+use livepulse_contract::{Limits, tables, topics};
+use livepulse_embedded::broker::LocalBroker;
+use livepulse_embedded::clickhouse::LocalClickHouse;
+use livepulse_ingest::collector::batch::{Record, prepare};
+use livepulse_pipelines::jobs::engagement::Engagement;
+use livepulse_pipelines::runtime::processor::Processor;
+use livepulse_pipelines::{Pipeline, PipelineConfig};
+use livepulse_simulator::{Audience, AudienceConfig};
+use rdkafka::producer::FutureRecord;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Arguments of `livepulse bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events in the replay.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: usize,
+    /// Events sent through the broker (the local broker's sqlite storage is
+    /// the slow part, so this is smaller).
+    #[arg(long, default_value_t = 500_000)]
+    e2e_events: usize,
+    /// Live streams in the generated audience.
+    #[arg(long, default_value_t = 200)]
+    streams: u32,
+    /// Viewers in the generated audience.
+    #[arg(long, default_value_t = 40_000)]
+    viewers: u32,
+    /// Skip the end-to-end run.
+    #[arg(long)]
+    replay_only: bool,
+}
+
+const COLLECTOR_BATCH: usize = 500;
+const MAX_RECORD_BYTES: usize = 512 * 1024;
+
+/// Runs both benchmarks and prints their figures.
+pub async fn run(_config: &Config, args: BenchArgs) -> Result<()> {
+    let wanted = args.events.max(args.e2e_events);
+    println!("generating {wanted} events ({} streams, {} viewers)...", args.streams, args.viewers);
+    let (records, events) = records(&args, wanted)?;
+    println!("  {} Kafka records, {:.1} events per record", records.len(), events as f64 / records.len() as f64);
+
+    let replay = replay(&records, args.events).await?;
+    println!(
+        "replay:      {} events in {:.2} s wall, {:.2} s CPU -> {:.0} events/s per core",
+        replay.events,
+        replay.wall.as_secs_f64(),
+        replay.cpu.as_secs_f64(),
+        replay.events as f64 / replay.cpu.as_secs_f64()
+    );
+    if !args.replay_only {
+        let (n, elapsed) = end_to_end(&records, args.e2e_events).await?;
+        println!(
+            "end to end:  {n} events produced to the broker and landed in ClickHouse in {:.2} s -> {:.0} events/s",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Records as the collector would produce them for a synthetic audience.
+fn records(args: &BenchArgs, wanted: usize) -> Result<(Vec<Record>, usize)> {
+    let start_ms = 1_700_000_000_000;
+    let mut audience = Audience::new(AudienceConfig::new(7, args.streams, args.viewers, start_ms))?;
+    let limits = Limits { max_future_ms: i64::MAX / 4, max_past_ms: i64::MAX / 4 };
+    let (mut records, mut events, mut until) = (Vec::new(), 0, start_ms);
+    while events < wanted {
+        until += 10_000;
+        let batch = audience.events_until(until);
+        for chunk in batch.chunks(COLLECTOR_BATCH) {
+            let elements: Vec<Vec<u8>> = chunk.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
+            let elements: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
+            let prepared = prepare(&elements, until, &limits, MAX_RECORD_BYTES)?;
+            ensure!(prepared.rejected.is_empty(), "the simulator produced invalid events: {:?}", prepared.rejected);
+            events += prepared.accepted;
+            records.extend(prepared.records);
+        }
+    }
+    Ok((records, events))
+}
+
+struct Replay {
+    events: usize,
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Feeds the first `limit` events' records through one processor.
+async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
+    let mut processor = Processor::new(Engagement, 5_000, Duration::from_secs(3));
+    let (cpu_start, wall_start) = (cpu_time()?, Instant::now());
+    let mut events = 0;
+    let mut rows = 0;
+    for (offset, record) in records.iter().enumerate() {
+        if events >= limit {
+            break;
+        }
+        // One source: a replay has no partitions to wait for.
+        events += processor.read(&record.payload, 0, offset as i64)?;
+        if offset % 512 == 511 {
+            rows += flush(&mut processor, None).await?;
+        }
+    }
+    rows += flush(&mut processor, Some(i64::MAX)).await?;
+    let (wall, cpu) = (wall_start.elapsed(), cpu_time()? - cpu_start);
+    ensure!(rows > 0 && processor.pending_events() == 0, "replay emitted nothing");
+    Ok(Replay { events, wall, cpu })
+}
+
+async fn flush(processor: &mut Processor<Engagement>, watermark: Option<i64>) -> Result<usize> {
+    let ingested = processor.ingest()?;
+    std::hint::black_box(&ingested.raw_rows);
+    let now = Instant::now();
+    let Some(watermark) = watermark.or_else(|| processor.watermarks().advance(now, 0)) else {
+        return Ok(0);
+    };
+    let emission = processor.close(watermark, 0).await?;
+    processor.emitted(&emission)?;
+    Ok(std::hint::black_box(emission.rows).len())
+}
+
+/// Produces the records holding the first `limit` events to a private broker
+/// with the pipeline running, and times until ClickHouse holds them all.
+async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let broker = LocalBroker::start(&dir.path().join("broker"), 0).await?;
+    let server = LocalClickHouse::start(&dir.path().join("clickhouse"), 0).await?;
+    let kafka = KafkaConfig::local(broker.bootstrap_servers());
+    let clickhouse = ClickHouseConfig {
+        url: server.http_url(),
+        database: "livepulse".to_owned(),
+        user: server.writer().user.clone(),
+        password: server.writer().password.clone(),
+    };
+    ensure_topics(&kafka, &topics::ALL).await?;
+    livepulse_sql::migrate(&clickhouse).await?;
+
+    let (mut taken, mut n) = (Vec::new(), 0);
+    for record in records {
+        if n >= limit {
+            break;
+        }
+        n += record.events;
+        taken.push(record);
+    }
+    let shutdown = CancellationToken::new();
+    let pipeline = Pipeline::new(
+        PipelineConfig { group_id: "bench".to_owned(), ..PipelineConfig::default() },
+        kafka.clone(),
+        clickhouse.clone(),
+        Engagement,
+    );
+    let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
+    let producer = idempotent_producer(&kafka, Duration::from_secs(30))?;
+    let start = Instant::now();
+    let sends = taken.iter().map(|r| producer.send(FutureRecord::to(r.topic).key(&r.key).payload(&r.payload), Duration::from_secs(30)));
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).context("producing to the local broker")?;
+    }
+    let produced = start.elapsed();
+    println!("  produced {n} events in {} records in {:.2} s", taken.len(), produced.as_secs_f64());
+
+    // Done when the raw table stops growing: the audience's duplicate sends
+    // are dropped, so it settles a little below what was produced.
+    let client = clickhouse.client();
+    let query = format!("SELECT count() FROM {}", tables::EVENTS);
+    let (mut landed, mut last_change) = (0u64, start.elapsed());
+    loop {
+        let now: u64 = client.query(&query).fetch_one().await?;
+        if now != landed {
+            (landed, last_change) = (now, start.elapsed());
+        } else if landed as usize >= n - n / 10 && start.elapsed() - last_change > Duration::from_secs(3) {
+            break;
+        }
+        ensure!(start.elapsed() < Duration::from_secs(900), "end-to-end run did not finish in 15 minutes ({landed} of {n} events)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    pipeline.await??;
+    broker.stop().await?;
+    server.stop().await?;
+    println!("  {landed} distinct events landed (the rest were the audience's duplicate sends)");
+    Ok((n, last_change))
+}
+
+/// CPU time of this process (user + system), from /proc.
+fn cpu_time() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("unexpected /proc/self/stat")?.1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}

@@ -1,0 +1,39 @@
+//! `livepulse run`: run a streaming job.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use livepulse_pipelines::Pipeline;
+use livepulse_pipelines::jobs::engagement::Engagement;
+
+use super::shutdown_on_signal;
+use crate::config::Config;
+
+/// Which job to run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum JobName {
+    /// Audience and interaction per stream, 10 s and 1 min windows.
+    Engagement,
+}
+
+/// Arguments of `livepulse run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job.
+    #[arg(long, value_enum, default_value = "engagement")]
+    job: JobName,
+}
+
+/// Runs the job until Ctrl-C.
+pub async fn run(config: &Config, args: RunArgs) -> Result<()> {
+    let pipeline = match args.job {
+        JobName::Engagement => Pipeline::new(
+            config.pipeline.clone(),
+            config.require_kafka()?.clone(),
+            config.require_clickhouse()?.clone(),
+            Engagement,
+        ),
+    };
+    let stats = pipeline.run(shutdown_on_signal()).await?;
+    println!("{stats:?}");
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Batch recomputation of the engagement job with Polars.
+
+use std::collections::HashSet;
+
+use livepulse_contract::{Event, Family, Kind};
+use livepulse_sql::EngagementRow;
+use polars::prelude::*;
+
+/// The columns of an engagement row that the streaming job and the batch
+/// recomputation must agree on (everything but the emission time).
+pub type EngagementKey = (u32, u32, String);
+
+/// Recomputes every (window, stream) row of the engagement job for windows
+/// of `width_secs`, from `events` as the collector accepted them (repeats of
+/// an `event_id` count once). Rows come sorted by (stream, window start);
+/// `emitted_ms` is 0.
+pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<EngagementRow>> {
+    let mut seen = HashSet::new();
+    let unique: Vec<&Event<'_>> = events.iter().filter(|e| seen.insert(e.event_id.as_ref())).collect();
+    let text = |f: fn(&Event<'_>) -> Option<&str>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let frame = df!(
+        "ts" => unique.iter().map(|e| e.ts).collect::<Vec<_>>(),
+        "stream_id" => unique.iter().map(|e| e.stream_id.as_ref()).collect::<Vec<_>>(),
+        "family" => unique.iter().map(|e| e.family.map(Family::as_str)).collect::<Vec<_>>(),
+        "kind" => unique.iter().map(|e| e.event.map(Kind::as_str)).collect::<Vec<_>>(),
+        "session_id" => text(|e| e.session_id.as_deref()),
+        "viewer_id" => text(|e| e.viewer_id.as_deref()),
+        "played_ms" => unique.iter().map(|e| e.played_ms.map(u64::from)).collect::<Vec<_>>(),
+        "gift_count" => unique.iter().map(|e| e.count.map(u64::from)).collect::<Vec<_>>(),
+        "value_cents" => unique.iter().map(|e| e.value_cents).collect::<Vec<_>>(),
+    )?;
+    let width_ms = i64::from(width_secs) * 1_000;
+    let is = |column: &str, value: &str| col(column).eq(lit(value.to_owned()));
+    let count_where = |condition: Expr, name: &str| condition.cast(DataType::UInt64).sum().alias(name);
+    let distinct_where = |column: &str, condition: Expr, name: &str| {
+        col(column).filter(condition).drop_nulls().n_unique().cast(DataType::UInt64).alias(name)
+    };
+    let sum_where = |column: &str, condition: Expr, name: &str| {
+        col(column).filter(condition).sum().fill_null(lit(0u64)).cast(DataType::UInt64).alias(name)
+    };
+    let result = frame
+        .lazy()
+        .with_column((col("ts") - col("ts") % lit(width_ms)).alias("window_start_ms"))
+        .group_by([col("window_start_ms"), col("stream_id")])
+        .agg([
+            distinct_where("session_id", is("family", "player"), "concurrent_viewers"),
+            col("viewer_id").drop_nulls().n_unique().cast(DataType::UInt64).alias("unique_viewers"),
+            col("played_ms").sum().fill_null(lit(0u64)).cast(DataType::UInt64).alias("watch_ms"),
+            count_where(is("kind", "message"), "chat_messages"),
+            distinct_where("viewer_id", is("kind", "message"), "chatters"),
+            count_where(is("family", "chat").and(is("kind", "like")), "likes"),
+            sum_where("gift_count", is("kind", "gift"), "gifts"),
+            sum_where("value_cents", is("kind", "gift"), "gift_value_cents"),
+            count_where(is("kind", "follow"), "follows"),
+            count_where(is("kind", "subscribe"), "subscriptions"),
+            count_where(is("kind", "share"), "shares"),
+            count_where(is("family", "chat"), "interactions"),
+            len().cast(DataType::UInt64).alias("events"),
+        ])
+        .sort(["stream_id", "window_start_ms"], SortMultipleOptions::default())
+        .collect()?;
+
+    let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
+        Ok(result.column(name)?.u64()?.into_iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let starts: Vec<i64> = result.column("window_start_ms")?.i64()?.into_iter().map(|v| v.unwrap_or(0)).collect();
+    let streams: Vec<String> =
+        result.column("stream_id")?.str()?.into_iter().map(|v| v.unwrap_or_default().to_owned()).collect();
+    let [viewers, unique, watch, messages, chatters, likes, gifts, value, follows, subs, shares, interactions, counts] = [
+        "concurrent_viewers",
+        "unique_viewers",
+        "watch_ms",
+        "chat_messages",
+        "chatters",
+        "likes",
+        "gifts",
+        "gift_value_cents",
+        "follows",
+        "subscriptions",
+        "shares",
+        "interactions",
+        "events",
+    ]
+    .map(u64s);
+    let (viewers, unique, watch, messages, chatters) = (viewers?, unique?, watch?, messages?, chatters?);
+    let (likes, gifts, value, follows, subs, shares) = (likes?, gifts?, value?, follows?, subs?, shares?);
+    let (interactions, counts) = (interactions?, counts?);
+
+    Ok((0..result.height())
+        .map(|i| {
+            let start_s = u32::try_from(starts[i] / 1_000).unwrap_or(0);
+            EngagementRow {
+                window_start: start_s,
+                window_end: start_s + width_secs,
+                window_seconds: width_secs,
+                stream_id: streams[i].clone(),
+                concurrent_viewers: viewers[i],
+                unique_viewers: unique[i],
+                watch_ms: watch[i],
+                chat_messages: messages[i],
+                chatters: chatters[i],
+                likes: likes[i],
+                gifts: gifts[i],
+                gift_value_cents: value[i],
+                follows: follows[i],
+                subscriptions: subs[i],
+                shares: shares[i],
+                interactions: interactions[i],
+                interaction_rate: (viewers[i] > 0).then(|| interactions[i] as f64 / viewers[i] as f64),
+                events: counts[i],
+                version: counts[i],
+                emitted_ms: 0,
+            }
+        })
+        .collect())
+}
