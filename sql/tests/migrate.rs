@@ -1,0 +1,370 @@
+//! The migrator, the tables it creates and the row types, against a real
+//! ClickHouse 18.16.
+
+mod common;
+
+use common::{DATABASE, insert, server};
+use livepulse_contract::tables::{self, EVENTS, SCHEMA_MIGRATIONS, STREAM_ENGAGEMENT};
+use livepulse_sql::{
+    AppliedMigration, EngagementRow, EventRow, MIGRATIONS, MigrateError, Migration, migrate,
+    migrate_with,
+};
+
+#[derive(Debug, PartialEq, clickhouse::Row, serde::Deserialize)]
+struct Record {
+    version: u32,
+    name: String,
+    checksum: String,
+}
+
+async fn records(client: &clickhouse::Client) -> Vec<Record> {
+    client
+        .query("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+        .fetch_all()
+        .await
+        .unwrap()
+}
+
+/// `(name, type)` of each column, in table order.
+async fn columns(client: &clickhouse::Client, table: &str) -> Vec<(String, String)> {
+    let mut cursor = client
+        .query(&format!("DESCRIBE TABLE {table}"))
+        .fetch_bytes("TabSeparated")
+        .unwrap();
+    let text = String::from_utf8(cursor.collect().await.unwrap().to_vec()).unwrap();
+    text.lines()
+        .map(|line| {
+            let mut fields = line.split('\t');
+            (
+                fields.next().unwrap().to_owned(),
+                fields.next().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn migrates_once_and_then_applies_nothing() {
+    let (_dir, _ch, cfg) = server().await;
+
+    let first = migrate(&cfg).await.unwrap();
+    assert_eq!(first.database, DATABASE);
+    assert_eq!(first.already_applied, 0);
+    assert_eq!(
+        first.applied,
+        vec![
+            AppliedMigration {
+                version: 1,
+                name: "events".into(),
+                statements: 1
+            },
+            AppliedMigration {
+                version: 2,
+                name: "stream_engagement".into(),
+                statements: 1
+            },
+        ]
+    );
+
+    assert_eq!(
+        first.to_string(),
+        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement (0 already applied)"
+    );
+
+    let second = migrate(&cfg).await.unwrap();
+    assert_eq!(
+        second.to_string(),
+        "ClickHouse database livepulse: up to date (2 migrations applied earlier)"
+    );
+    assert!(second.applied.is_empty(), "{second:?}");
+    assert_eq!(second.already_applied, MIGRATIONS.len());
+
+    let client = cfg.client();
+    let expected: Vec<Record> = MIGRATIONS
+        .iter()
+        .map(|m| Record {
+            version: m.version,
+            name: m.name.to_owned(),
+            checksum: m.checksum(),
+        })
+        .collect();
+    assert_eq!(records(&client).await, expected);
+}
+
+#[tokio::test]
+async fn creates_exactly_the_contract_tables_with_the_row_columns() {
+    let (_dir, _ch, cfg) = server().await;
+    migrate(&cfg).await.unwrap();
+    let client = cfg.client();
+
+    let created: Vec<String> = client
+        .query("SELECT name FROM system.tables WHERE database = ? ORDER BY name")
+        .bind(DATABASE)
+        .fetch_all()
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = tables::ALL.iter().map(|t| t.to_string()).collect();
+    expected.sort();
+    assert_eq!(created, expected);
+
+    let events = columns(&client, EVENTS).await;
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, <EventRow as clickhouse::Row>::COLUMN_NAMES);
+    let types: Vec<&str> = events.iter().map(|(_, ty)| ty.as_str()).collect();
+    let s = "Nullable(String)";
+    let u = "Nullable(UInt32)";
+    #[rustfmt::skip]
+    let expected_types = [
+        "String", "DateTime", "Int64", "Int64", "String", "String", "String",
+        s, s, s, s, s, s, u, u, u, s, u, u, u, s, "Nullable(UInt8)", s, s, u, "Nullable(UInt64)", s, s, s,
+    ];
+    assert_eq!(types, expected_types);
+
+    let engagement = columns(&client, STREAM_ENGAGEMENT).await;
+    let names: Vec<&str> = engagement.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, <EngagementRow as clickhouse::Row>::COLUMN_NAMES);
+    let types: Vec<&str> = engagement.iter().map(|(_, ty)| ty.as_str()).collect();
+    let mut expected_types = vec!["DateTime", "DateTime", "UInt32", "String"];
+    expected_types.extend(["UInt64"; 12]);
+    expected_types.extend(["Nullable(Float64)", "UInt64", "UInt64", "Int64"]);
+    assert_eq!(types, expected_types);
+
+    let migrations = columns(&client, SCHEMA_MIGRATIONS).await;
+    let expected = [
+        ("version", "UInt32"),
+        ("name", "String"),
+        ("checksum", "String"),
+        ("applied_ms", "Int64"),
+    ];
+    assert_eq!(
+        migrations,
+        expected.map(|(n, t)| (n.to_owned(), t.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn rows_round_trip_through_the_tables() {
+    let (_dir, _ch, cfg) = server().await;
+    migrate(&cfg).await.unwrap();
+
+    let full = EventRow {
+        event_id: "6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10".into(),
+        ts: 1_709_287_200,
+        ts_ms: 1_709_287_200_123,
+        received_ms: 1_709_287_200_456,
+        stream_id: "s-ü".into(),
+        event_type: "player".into(),
+        event: "heartbeat".into(),
+        session_id: Some("sess".into()),
+        viewer_id: Some("viewer".into()),
+        device: Some("tv".into()),
+        player: Some("hls.js/1.7".into()),
+        cdn: Some("cdn".into()),
+        region: Some("eu-west".into()),
+        startup_ms: Some(1),
+        bitrate_kbps: Some(2),
+        buffer_ms: Some(3),
+        rendition: Some("720p".into()),
+        dropped_frames: Some(4),
+        played_ms: Some(u32::MAX),
+        stall_ms: Some(6),
+        code: Some("E".into()),
+        fatal: Some(true),
+        text: Some("tab\tnew\nline 'q' \"dq\" \\ ☃".into()),
+        gift_id: Some("rose".into()),
+        count: Some(7),
+        value_cents: Some(u64::MAX),
+        creator_id: Some("c".into()),
+        title: Some("t".into()),
+        category: Some("k".into()),
+    };
+    let sparse = EventRow {
+        event_id: "e2".into(),
+        ts: 1_709_287_201,
+        ts_ms: 1_709_287_201_999,
+        received_ms: -1,
+        stream_id: "s-ü".into(),
+        event_type: "chat".into(),
+        event: "like".into(),
+        fatal: Some(false),
+        ..EventRow::default()
+    };
+    insert(&cfg, EVENTS, &[full.clone(), sparse.clone()]).await;
+    let back: Vec<EventRow> = cfg
+        .client()
+        .query("SELECT * FROM events ORDER BY event_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, vec![full, sparse]);
+
+    let window = EngagementRow {
+        window_start: 1_709_287_200,
+        window_end: 1_709_287_260,
+        window_seconds: 60,
+        stream_id: "s1".into(),
+        concurrent_viewers: 1,
+        unique_viewers: 2,
+        watch_ms: 3,
+        chat_messages: 4,
+        chatters: 5,
+        likes: 6,
+        gifts: 7,
+        gift_value_cents: 8,
+        follows: 9,
+        subscriptions: 10,
+        shares: 11,
+        interactions: 12,
+        interaction_rate: Some(0.125),
+        events: 13,
+        version: u64::MAX,
+        emitted_ms: 1_709_287_265_000,
+    };
+    let empty = EngagementRow {
+        stream_id: "s2".into(),
+        interaction_rate: None,
+        ..window.clone()
+    };
+    insert(&cfg, STREAM_ENGAGEMENT, &[window.clone(), empty.clone()]).await;
+    let back: Vec<EngagementRow> = cfg
+        .client()
+        .query("SELECT * FROM stream_engagement ORDER BY stream_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, vec![window, empty]);
+}
+
+const THINGS: Migration = Migration {
+    version: 1,
+    name: "things",
+    sql: "CREATE TABLE IF NOT EXISTS things (a UInt8) ENGINE = MergeTree() ORDER BY a;\n",
+};
+
+#[tokio::test]
+async fn an_edited_applied_migration_is_refused() {
+    let (_dir, _ch, cfg) = server().await;
+    migrate_with(&cfg, &[THINGS]).await.unwrap();
+
+    let edited = Migration {
+        sql: "CREATE TABLE IF NOT EXISTS things (a UInt8, b UInt8) ENGINE = MergeTree() ORDER BY a;\n",
+        ..THINGS
+    };
+    let more = Migration {
+        version: 2,
+        name: "more",
+        sql: "CREATE TABLE IF NOT EXISTS more (a UInt8) ENGINE = Memory",
+    };
+    let err = migrate_with(&cfg, &[edited, more]).await.unwrap_err();
+    match &err {
+        MigrateError::Edited {
+            version: 1,
+            name,
+            recorded,
+            current,
+        } => {
+            assert_eq!(name, "things");
+            assert_eq!(recorded, &THINGS.checksum());
+            assert_eq!(current, &edited.checksum());
+        }
+        other => panic!("expected Edited, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("migration 0001_things was edited after it was applied"),
+        "{err}"
+    );
+    // Nothing after the check ran.
+    let client = cfg.client();
+    let tables: Vec<String> = client
+        .query("SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(tables, ["schema_migrations", "things"]);
+    assert_eq!(records(&client).await.len(), 1);
+
+    // A newer database than the binary is refused too.
+    migrate_with(&cfg, &[THINGS, more]).await.unwrap();
+    let err = migrate_with(&cfg, &[THINGS]).await.unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::Unknown { version: 2, name } if name == "more"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_migration_stays_unrecorded_and_is_retried_whole() {
+    let (_dir, _ch, cfg) = server().await;
+    let broken = Migration {
+        version: 2,
+        name: "two_tables",
+        sql: "CREATE TABLE IF NOT EXISTS one (a UInt8) ENGINE = Memory;\nCREATE TABLE IF NOT EXISTS two (a NoSuchType) ENGINE = Memory;\n",
+    };
+    let err = migrate_with(&cfg, &[THINGS, broken]).await.unwrap_err();
+    match &err {
+        MigrateError::ClickHouse { action, .. } => {
+            assert_eq!(action, "migration 0002_two_tables, statement 2")
+        }
+        other => panic!("expected a ClickHouse error, got {other:?}"),
+    }
+    let client = cfg.client();
+    assert_eq!(
+        records(&client)
+            .await
+            .iter()
+            .map(|r| r.version)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+
+    let fixed = Migration {
+        sql: "CREATE TABLE IF NOT EXISTS one (a UInt8) ENGINE = Memory;\nCREATE TABLE IF NOT EXISTS two (a UInt8) ENGINE = Memory;\n",
+        ..broken
+    };
+    let report = migrate_with(&cfg, &[THINGS, fixed]).await.unwrap();
+    assert_eq!(
+        report.applied,
+        [AppliedMigration {
+            version: 2,
+            name: "two_tables".into(),
+            statements: 2
+        }]
+    );
+    assert_eq!(report.already_applied, 1);
+    assert_eq!(
+        records(&client)
+            .await
+            .iter()
+            .map(|r| r.version)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn an_out_of_order_list_is_refused_before_connecting() {
+    let cfg = livepulse_connectors::clickhouse::ClickHouseConfig {
+        url: "http://127.0.0.1:9".into(),
+        database: DATABASE.into(),
+        user: "nobody".into(),
+        password: String::new(),
+    };
+    let two = Migration {
+        version: 2,
+        ..THINGS
+    };
+    let err = migrate_with(&cfg, &[two, THINGS]).await.unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::OutOfOrder { version: 1, .. }),
+        "{err:?}"
+    );
+    let bad = livepulse_connectors::clickhouse::ClickHouseConfig {
+        database: "no-dashes".into(),
+        ..cfg
+    };
+    assert!(matches!(
+        migrate(&bad).await.unwrap_err(),
+        MigrateError::Config(_)
+    ));
+}
