@@ -17,14 +17,13 @@ pub type EngagementKey = (u32, u32, String);
 pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<EngagementRow>> {
     let mut seen = HashSet::new();
     let unique: Vec<&Event<'_>> = events.iter().filter(|e| seen.insert(e.event_id.as_ref())).collect();
-    let text = |f: fn(&Event<'_>) -> Option<&str>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
     let frame = df!(
         "ts" => unique.iter().map(|e| e.ts).collect::<Vec<_>>(),
         "stream_id" => unique.iter().map(|e| e.stream_id.as_ref()).collect::<Vec<_>>(),
         "family" => unique.iter().map(|e| e.family.map(Family::as_str)).collect::<Vec<_>>(),
         "kind" => unique.iter().map(|e| e.event.map(Kind::as_str)).collect::<Vec<_>>(),
-        "session_id" => text(|e| e.session_id.as_deref()),
-        "viewer_id" => text(|e| e.viewer_id.as_deref()),
+        "session_id" => unique.iter().map(|e| e.session_id.as_deref()).collect::<Vec<_>>(),
+        "viewer_id" => unique.iter().map(|e| e.viewer_id.as_deref()).collect::<Vec<_>>(),
         "played_ms" => unique.iter().map(|e| e.played_ms.map(u64::from)).collect::<Vec<_>>(),
         "gift_count" => unique.iter().map(|e| e.count.map(u64::from)).collect::<Vec<_>>(),
         "value_cents" => unique.iter().map(|e| e.value_cents).collect::<Vec<_>>(),
@@ -61,11 +60,11 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
         .collect()?;
 
     let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
-        Ok(result.column(name)?.u64()?.into_iter().map(|v| v.unwrap_or(0)).collect())
+        Ok(result.column(name)?.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
     };
-    let starts: Vec<i64> = result.column("window_start_ms")?.i64()?.into_iter().map(|v| v.unwrap_or(0)).collect();
+    let starts: Vec<i64> = result.column("window_start_ms")?.i64()?.iter().map(|v| v.unwrap_or(0)).collect();
     let streams: Vec<String> =
-        result.column("stream_id")?.str()?.into_iter().map(|v| v.unwrap_or_default().to_owned()).collect();
+        result.column("stream_id")?.str()?.iter().map(|v| v.unwrap_or_default().to_owned()).collect();
     let [viewers, unique, watch, messages, chatters, likes, gifts, value, follows, subs, shares, interactions, counts] = [
         "concurrent_viewers",
         "unique_viewers",

@@ -64,7 +64,12 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     };
     ensure_topics(&kafka, &topics::ALL).await.context("creating topics")?;
     let report = livepulse_sql::migrate(&clickhouse).await.context("migrating ClickHouse")?;
-    println!("{report}");
+    println!(
+        "clickhouse  database `{}`: {} migration(s) applied now, {} before",
+        report.database,
+        report.applied.len(),
+        report.already_applied
+    );
 
     let mut collector_config = config.collector.clone();
     if collector_config.write_keys.is_empty() {
