@@ -1,0 +1,33 @@
+//! Measures how fast the audience generates events.
+//!
+//! `cargo run --release -p livepulse-simulator --example throughput [viewers] [minutes]`
+
+use std::time::Instant;
+
+use livepulse_simulator::{Audience, AudienceConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let viewers: u32 = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    let minutes: i64 = args.next().map_or(Ok(10), |a| a.parse())?;
+    let start_ms = 1_750_000_000_000;
+    let mut audience = Audience::new(AudienceConfig::new(1, 200, viewers, start_ms))?;
+
+    let began = Instant::now();
+    let mut events = 0usize;
+    let mut bytes = 0usize;
+    // Draw in 10-second chunks, as a consumer keeping memory flat would.
+    let mut until = start_ms;
+    while until < start_ms + minutes * 60_000 {
+        until += 10_000;
+        let chunk = audience.events_until(until);
+        events += chunk.len();
+        bytes += chunk.iter().map(|e| e.event_id.len()).sum::<usize>();
+    }
+    let secs = began.elapsed().as_secs_f64();
+    println!(
+        "{events} events ({viewers} viewers, {minutes} simulated minutes) in {secs:.2} s: {:.0} events/s ({bytes} id bytes)",
+        events as f64 / secs
+    );
+    Ok(())
+}
