@@ -46,7 +46,11 @@ pub struct EmbeddedConfig {
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { data_dir: None, broker_port: 9092, clickhouse_http_port: 8123 }
+        Self {
+            data_dir: None,
+            broker_port: 9092,
+            clickhouse_http_port: 8123,
+        }
     }
 }
 
@@ -57,7 +61,11 @@ impl Config {
         let mut figment = Figment::new();
         match path {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 figment = figment.merge(Toml::file(path));
             }
             None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
@@ -65,7 +73,11 @@ impl Config {
         }
         // Only `SECTION__KEY` variables are config; LIVEPULSE_HOME and the
         // like are read elsewhere.
-        figment = figment.merge(Env::prefixed("LIVEPULSE_").filter(|k| k.as_str().contains("__")).split("__"));
+        figment = figment.merge(
+            Env::prefixed("LIVEPULSE_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         figment.extract().context("invalid configuration")
     }
 

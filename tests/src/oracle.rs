@@ -16,7 +16,10 @@ pub type EngagementKey = (u32, u32, String);
 /// `emitted_ms` is 0.
 pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<EngagementRow>> {
     let mut seen = HashSet::new();
-    let unique: Vec<&Event<'_>> = events.iter().filter(|e| seen.insert(e.event_id.as_ref())).collect();
+    let unique: Vec<&Event<'_>> = events
+        .iter()
+        .filter(|e| seen.insert(e.event_id.as_ref()))
+        .collect();
     let frame = df!(
         "ts" => unique.iter().map(|e| e.ts).collect::<Vec<_>>(),
         "stream_id" => unique.iter().map(|e| e.stream_id.as_ref()).collect::<Vec<_>>(),
@@ -30,12 +33,23 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
     )?;
     let width_ms = i64::from(width_secs) * 1_000;
     let is = |column: &str, value: &str| col(column).eq(lit(value.to_owned()));
-    let count_where = |condition: Expr, name: &str| condition.cast(DataType::UInt64).sum().alias(name);
+    let count_where =
+        |condition: Expr, name: &str| condition.cast(DataType::UInt64).sum().alias(name);
     let distinct_where = |column: &str, condition: Expr, name: &str| {
-        col(column).filter(condition).drop_nulls().n_unique().cast(DataType::UInt64).alias(name)
+        col(column)
+            .filter(condition)
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::UInt64)
+            .alias(name)
     };
     let sum_where = |column: &str, condition: Expr, name: &str| {
-        col(column).filter(condition).sum().fill_null(lit(0u64)).cast(DataType::UInt64).alias(name)
+        col(column)
+            .filter(condition)
+            .sum()
+            .fill_null(lit(0u64))
+            .cast(DataType::UInt64)
+            .alias(name)
     };
     let result = frame
         .lazy()
@@ -43,8 +57,16 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
         .group_by([col("window_start_ms"), col("stream_id")])
         .agg([
             distinct_where("session_id", is("family", "player"), "concurrent_viewers"),
-            col("viewer_id").drop_nulls().n_unique().cast(DataType::UInt64).alias("unique_viewers"),
-            col("played_ms").sum().fill_null(lit(0u64)).cast(DataType::UInt64).alias("watch_ms"),
+            col("viewer_id")
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("unique_viewers"),
+            col("played_ms")
+                .sum()
+                .fill_null(lit(0u64))
+                .cast(DataType::UInt64)
+                .alias("watch_ms"),
             count_where(is("kind", "message"), "chat_messages"),
             distinct_where("viewer_id", is("kind", "message"), "chatters"),
             count_where(is("family", "chat").and(is("kind", "like")), "likes"),
@@ -56,16 +78,47 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
             count_where(is("family", "chat"), "interactions"),
             len().cast(DataType::UInt64).alias("events"),
         ])
-        .sort(["stream_id", "window_start_ms"], SortMultipleOptions::default())
+        .sort(
+            ["stream_id", "window_start_ms"],
+            SortMultipleOptions::default(),
+        )
         .collect()?;
 
     let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
-        Ok(result.column(name)?.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+        Ok(result
+            .column(name)?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
     };
-    let starts: Vec<i64> = result.column("window_start_ms")?.i64()?.iter().map(|v| v.unwrap_or(0)).collect();
-    let streams: Vec<String> =
-        result.column("stream_id")?.str()?.iter().map(|v| v.unwrap_or_default().to_owned()).collect();
-    let [viewers, unique, watch, messages, chatters, likes, gifts, value, follows, subs, shares, interactions, counts] = [
+    let starts: Vec<i64> = result
+        .column("window_start_ms")?
+        .i64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let streams: Vec<String> = result
+        .column("stream_id")?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect();
+    let [
+        viewers,
+        unique,
+        watch,
+        messages,
+        chatters,
+        likes,
+        gifts,
+        value,
+        follows,
+        subs,
+        shares,
+        interactions,
+        counts,
+    ] = [
         "concurrent_viewers",
         "unique_viewers",
         "watch_ms",
@@ -81,8 +134,10 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
         "events",
     ]
     .map(u64s);
-    let (viewers, unique, watch, messages, chatters) = (viewers?, unique?, watch?, messages?, chatters?);
-    let (likes, gifts, value, follows, subs, shares) = (likes?, gifts?, value?, follows?, subs?, shares?);
+    let (viewers, unique, watch, messages, chatters) =
+        (viewers?, unique?, watch?, messages?, chatters?);
+    let (likes, gifts, value, follows, subs, shares) =
+        (likes?, gifts?, value?, follows?, subs?, shares?);
     let (interactions, counts) = (interactions?, counts?);
 
     Ok((0..result.height())
@@ -105,7 +160,8 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
                 subscriptions: subs[i],
                 shares: shares[i],
                 interactions: interactions[i],
-                interaction_rate: (viewers[i] > 0).then(|| interactions[i] as f64 / viewers[i] as f64),
+                interaction_rate: (viewers[i] > 0)
+                    .then(|| interactions[i] as f64 / viewers[i] as f64),
                 events: counts[i],
                 version: counts[i],
                 emitted_ms: 0,

@@ -54,9 +54,16 @@ const MAX_RECORD_BYTES: usize = 512 * 1024;
 /// Runs both benchmarks and prints their figures.
 pub async fn run(_config: &Config, args: BenchArgs) -> Result<()> {
     let wanted = args.events.max(args.e2e_events);
-    println!("generating {wanted} events ({} streams, {} viewers)...", args.streams, args.viewers);
+    println!(
+        "generating {wanted} events ({} streams, {} viewers)...",
+        args.streams, args.viewers
+    );
     let (records, events) = records(&args, wanted)?;
-    println!("  {} Kafka records, {:.1} events per record", records.len(), events as f64 / records.len() as f64);
+    println!(
+        "  {} Kafka records, {:.1} events per record",
+        records.len(),
+        events as f64 / records.len() as f64
+    );
 
     let replay = replay(&records, args.events).await?;
     println!(
@@ -81,16 +88,26 @@ pub async fn run(_config: &Config, args: BenchArgs) -> Result<()> {
 fn records(args: &BenchArgs, wanted: usize) -> Result<(Vec<Record>, usize)> {
     let start_ms = 1_700_000_000_000;
     let mut audience = Audience::new(AudienceConfig::new(7, args.streams, args.viewers, start_ms))?;
-    let limits = Limits { max_future_ms: i64::MAX / 4, max_past_ms: i64::MAX / 4 };
+    let limits = Limits {
+        max_future_ms: i64::MAX / 4,
+        max_past_ms: i64::MAX / 4,
+    };
     let (mut records, mut events, mut until) = (Vec::new(), 0, start_ms);
     while events < wanted {
         until += 10_000;
         let batch = audience.events_until(until);
         for chunk in batch.chunks(COLLECTOR_BATCH) {
-            let elements: Vec<Vec<u8>> = chunk.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
+            let elements: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(serde_json::to_vec)
+                .collect::<Result<_, _>>()?;
             let elements: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
             let prepared = prepare(&elements, until, &limits, MAX_RECORD_BYTES)?;
-            ensure!(prepared.rejected.is_empty(), "the simulator produced invalid events: {:?}", prepared.rejected);
+            ensure!(
+                prepared.rejected.is_empty(),
+                "the simulator produced invalid events: {:?}",
+                prepared.rejected
+            );
             events += prepared.accepted;
             records.extend(prepared.records);
         }
@@ -122,7 +139,10 @@ async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
     }
     rows += flush(&mut processor, Some(i64::MAX)).await?;
     let (wall, cpu) = (wall_start.elapsed(), cpu_time()? - cpu_start);
-    ensure!(rows > 0 && processor.pending_events() == 0, "replay emitted nothing");
+    ensure!(
+        rows > 0 && processor.pending_events() == 0,
+        "replay emitted nothing"
+    );
     Ok(Replay { events, wall, cpu })
 }
 
@@ -164,7 +184,10 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
     }
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline::new(
-        PipelineConfig { group_id: "bench".to_owned(), ..PipelineConfig::default() },
+        PipelineConfig {
+            group_id: "bench".to_owned(),
+            ..PipelineConfig::default()
+        },
         kafka.clone(),
         clickhouse.clone(),
         Engagement,
@@ -172,12 +195,23 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
     let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
     let producer = idempotent_producer(&kafka, Duration::from_secs(30))?;
     let start = Instant::now();
-    let sends = taken.iter().map(|r| producer.send(FutureRecord::to(r.topic).key(&r.key).payload(&r.payload), Duration::from_secs(30)));
+    let sends = taken.iter().map(|r| {
+        producer.send(
+            FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
+            Duration::from_secs(30),
+        )
+    });
     for result in futures::future::join_all(sends).await {
-        result.map_err(|(e, _)| e).context("producing to the local broker")?;
+        result
+            .map_err(|(e, _)| e)
+            .context("producing to the local broker")?;
     }
     let produced = start.elapsed();
-    println!("  produced {n} events in {} records in {:.2} s", taken.len(), produced.as_secs_f64());
+    println!(
+        "  produced {n} events in {} records in {:.2} s",
+        taken.len(),
+        produced.as_secs_f64()
+    );
 
     // Done when the raw table stops growing: the audience's duplicate sends
     // are dropped, so it settles a little below what was produced.
@@ -188,10 +222,15 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
         let now: u64 = client.query(&query).fetch_one().await?;
         if now != landed {
             (landed, last_change) = (now, start.elapsed());
-        } else if landed as usize >= n - n / 10 && start.elapsed() - last_change > Duration::from_secs(3) {
+        } else if landed as usize >= n - n / 10
+            && start.elapsed() - last_change > Duration::from_secs(3)
+        {
             break;
         }
-        ensure!(start.elapsed() < Duration::from_secs(900), "end-to-end run did not finish in 15 minutes ({landed} of {n} events)");
+        ensure!(
+            start.elapsed() < Duration::from_secs(900),
+            "end-to-end run did not finish in 15 minutes ({landed} of {n} events)"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     shutdown.cancel();
@@ -206,7 +245,12 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
 fn cpu_time() -> Result<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')').context("unexpected /proc/self/stat")?.1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unexpected /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     Ok(Duration::from_millis(ticks * 10))
 }

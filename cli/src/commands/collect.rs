@@ -14,6 +14,8 @@ pub async fn run(config: &Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.collector.listen))?;
     println!("collector listening on http://{}", listener.local_addr()?);
     let shutdown = shutdown_on_signal();
-    collector.serve(listener, async move { shutdown.cancelled().await }).await?;
+    collector
+        .serve(listener, async move { shutdown.cancelled().await })
+        .await?;
     Ok(())
 }

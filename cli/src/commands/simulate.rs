@@ -35,7 +35,10 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         let _ = stop.send(true);
     });
     let totals = drive_audience(&args, stopped).await?;
-    println!("sent {} events: {} accepted, {} rejected, {} failed", totals.sent, totals.accepted, totals.rejected, totals.failed);
+    println!(
+        "sent {} events: {} accepted, {} rejected, {} failed",
+        totals.sent, totals.accepted, totals.rejected, totals.failed
+    );
     Ok(())
 }
 

@@ -40,19 +40,28 @@ pub struct UpArgs {
 /// Starts what is not configured, runs everything, stops it all on Ctrl-C.
 pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     let shutdown = shutdown_on_signal();
-    let data_dir = config.embedded.data_dir.clone().unwrap_or_else(|| home_dir().join("data"));
+    let data_dir = config
+        .embedded
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| home_dir().join("data"));
 
     let (kafka, broker) = match &config.kafka {
         Some(_) => (config.require_kafka().cloned()?, None),
         None => {
-            let broker = start_broker(&data_dir.join("broker"), config.embedded.broker_port).await?;
+            let broker =
+                start_broker(&data_dir.join("broker"), config.embedded.broker_port).await?;
             (KafkaConfig::local(broker.bootstrap_servers()), Some(broker))
         }
     };
     let (clickhouse, server) = match &config.clickhouse {
         Some(_) => (config.require_clickhouse().cloned()?, None),
         None => {
-            let server = start_clickhouse(&data_dir.join("clickhouse"), config.embedded.clickhouse_http_port).await?;
+            let server = start_clickhouse(
+                &data_dir.join("clickhouse"),
+                config.embedded.clickhouse_http_port,
+            )
+            .await?;
             let clickhouse = ClickHouseConfig {
                 url: server.http_url(),
                 database: "livepulse".to_owned(),
@@ -62,8 +71,12 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
             (clickhouse, Some(server))
         }
     };
-    ensure_topics(&kafka, &topics::ALL).await.context("creating topics")?;
-    let report = livepulse_sql::migrate(&clickhouse).await.context("migrating ClickHouse")?;
+    ensure_topics(&kafka, &topics::ALL)
+        .await
+        .context("creating topics")?;
+    let report = livepulse_sql::migrate(&clickhouse)
+        .await
+        .context("migrating ClickHouse")?;
     println!(
         "clickhouse  database `{}`: {} migration(s) applied now, {} before",
         report.database,
@@ -74,14 +87,23 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     let mut collector_config = config.collector.clone();
     if collector_config.write_keys.is_empty() {
         let key = format!("lp_{}", uuid::Uuid::new_v4().simple());
-        collector_config.write_keys.push(WriteKey { name: "local".to_owned(), key });
+        collector_config.write_keys.push(WriteKey {
+            name: "local".to_owned(),
+            key,
+        });
     }
     let write_key = collector_config.write_keys[0].key.clone();
     let listener = bind_or_any(collector_config.listen).await?;
     let collector_url = format!("http://{}", listener.local_addr()?);
     let collector = Collector::new(collector_config, &kafka)?;
-    let collector_task = tokio::spawn(collector.serve(listener, shutdown.clone().cancelled_owned()));
-    let pipeline = Pipeline::new(config.pipeline.clone(), kafka.clone(), clickhouse.clone(), Engagement);
+    let collector_task =
+        tokio::spawn(collector.serve(listener, shutdown.clone().cancelled_owned()));
+    let pipeline = Pipeline::new(
+        config.pipeline.clone(),
+        kafka.clone(),
+        clickhouse.clone(),
+        Engagement,
+    );
     let pipeline_task = tokio::spawn(pipeline.run(shutdown.clone()));
 
     let (stop_audience, audience_stopped) = tokio::sync::watch::channel(false);
@@ -96,17 +118,30 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
         tokio::spawn(async move { drive_audience(&simulate, audience_stopped).await })
     });
 
-    print_banner(&collector_url, &write_key, &kafka, &clickhouse, server.as_ref(), &args);
+    print_banner(
+        &collector_url,
+        &write_key,
+        &kafka,
+        &clickhouse,
+        server.as_ref(),
+        &args,
+    );
     shutdown.cancelled().await;
 
     let _ = stop_audience.send(true);
     if let Some(task) = audience_task {
         let totals = task.await??;
-        println!("audience: sent {} events, {} accepted", totals.sent, totals.accepted);
+        println!(
+            "audience: sent {} events, {} accepted",
+            totals.sent, totals.accepted
+        );
     }
     collector_task.await??;
     let stats = pipeline_task.await??;
-    println!("engagement job: {} events read, {} rows written", stats.events, stats.rows_written);
+    println!(
+        "engagement job: {} events read, {} rows written",
+        stats.events, stats.rows_written
+    );
     if let Some(broker) = broker {
         broker.stop().await?;
     }
@@ -124,7 +159,11 @@ async fn start_broker(dir: &Path, port: u16) -> Result<LocalBroker> {
     }
     let port = if port_is_free(port).await { port } else { 0 };
     let broker = LocalBroker::start(dir, port).await?;
-    println!("broker      {} (tansu, data in {})", broker.bootstrap_servers(), dir.display());
+    println!(
+        "broker      {} (tansu, data in {})",
+        broker.bootstrap_servers(),
+        dir.display()
+    );
     Ok(broker)
 }
 
@@ -135,7 +174,11 @@ async fn start_clickhouse(dir: &Path, port: u16) -> Result<LocalClickHouse> {
     }
     let port = if port_is_free(port).await { port } else { 0 };
     let server = LocalClickHouse::start(dir, port).await?;
-    println!("clickhouse  {} (data in {})", server.http_url(), dir.display());
+    println!(
+        "clickhouse  {} (data in {})",
+        server.http_url(),
+        dir.display()
+    );
     Ok(server)
 }
 
@@ -165,9 +208,15 @@ fn print_banner(
     println!("  collector   POST {collector_url}/v1/events   (Authorization: Bearer {write_key})");
     println!("  metrics     {collector_url}/metrics");
     println!("  broker      {}", kafka.brokers);
-    println!("  clickhouse  {} database `{}`", clickhouse.url, clickhouse.database);
+    println!(
+        "  clickhouse  {} database `{}`",
+        clickhouse.url, clickhouse.database
+    );
     if !args.no_audience {
-        println!("  audience    {} streams, {} viewers (seed {})", args.streams, args.viewers, args.seed);
+        println!(
+            "  audience    {} streams, {} viewers (seed {})",
+            args.streams, args.viewers, args.seed
+        );
     }
     let (user, password) = server.map_or((clickhouse.user.as_str(), "<password>"), |s| {
         (s.analyst().user.as_str(), s.analyst().password.as_str())
