@@ -112,20 +112,84 @@ async fn run_file(path: &Path) -> Result<(), String> {
         .map_err(|error| error.display(false).to_string())
 }
 
+/// The libtest arguments a runner passes (cargo test, nextest): `--list`
+/// (with `--ignored` for the ignored ones, of which there are none), name
+/// filters, and `--exact`.
+struct Args {
+    list: bool,
+    ignored: bool,
+    exact: bool,
+    filters: Vec<String>,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let mut args = Args {
+            list: false,
+            ignored: false,
+            exact: false,
+            filters: Vec::new(),
+        };
+        for arg in std::env::args().skip(1) {
+            match arg.as_str() {
+                "--list" => args.list = true,
+                "--ignored" => args.ignored = true,
+                "--exact" => args.exact = true,
+                flag if flag.starts_with('-') => {} // --nocapture, --format terse, ...
+                filter => args.filters.push(filter.to_owned()),
+            }
+        }
+        args
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        self.filters.is_empty()
+            || self.filters.iter().any(|filter| {
+                if self.exact {
+                    name == filter
+                } else {
+                    name.contains(filter.as_str())
+                }
+            })
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    let args = Args::parse();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
         .expect("tests/sql is readable")
         .map(|entry| entry.expect("directory entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "slt"))
+        .map(|path| {
+            (
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                path,
+            )
+        })
+        .filter(|(name, _)| args.selects(name))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    if args.list {
+        if !args.ignored {
+            for (name, _) in &files {
+                println!("{name}: test");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    assert!(
+        !files.is_empty(),
+        "no .slt file in {} matches",
+        dir.display()
+    );
 
     let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
+    for (name, file) in &files {
         match run_file(file).await {
             Ok(()) => {
                 passed += 1;
