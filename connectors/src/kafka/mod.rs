@@ -9,7 +9,7 @@ pub use config::{KafkaConfig, SaslConfig, SaslMechanism, SecurityProtocol, TlsCo
 
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
@@ -43,4 +43,11 @@ pub fn group_consumer(cfg: &KafkaConfig, group_id: &str) -> Result<StreamConsume
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()
+}
+
+/// A client for offset queries (ListOffsets) outside any group. It has its
+/// own broker connections, so its queries do not queue behind a group
+/// member's long-poll fetches.
+pub fn offsets_client(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
+    cfg.client_config().create()
 }

@@ -116,7 +116,12 @@ impl<J: Job> Pipeline<J> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => run.flush().await?,
+                _ = tick.tick() => {
+                    run.flush().await?;
+                    // A full interval of reading follows every flush, however
+                    // long the flush took, so flushing cannot starve reading.
+                    tick.reset();
+                }
                 message = run.source.recv() => match message {
                     Ok(message) => {
                         run.read(&message);
@@ -186,8 +191,9 @@ impl<J: Job> Run<J> {
                 warn!(error = %e, "cannot read the partition assignment; retrying next flush")
             }
         }
-        for id in self.processor.watermarks().silent(now) {
-            match self.source.caught_up(id).await {
+        let silent = self.processor.watermarks().silent(now);
+        for (id, caught_up) in self.source.caught_up(&silent).await {
+            match caught_up {
                 Ok(true) => self.processor.watermarks().set_caught_up(id),
                 Ok(false) => {}
                 Err(e) => debug!(error = %e, "could not fetch watermarks"),

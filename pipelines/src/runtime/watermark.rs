@@ -10,6 +10,19 @@ struct Partition {
     max_ts: Option<i64>,
     last_event: Instant,
     caught_up: bool,
+    /// When the broker was last asked whether this partition is caught up.
+    asked: Option<Instant>,
+}
+
+impl Partition {
+    fn new(now: Instant) -> Self {
+        Self {
+            max_ts: None,
+            last_event: now,
+            caught_up: false,
+            asked: None,
+        }
+    }
 }
 
 /// Per-partition event-time progress.
@@ -49,11 +62,9 @@ impl Watermarks {
     /// Starts tracking a partition (on assignment); it holds the watermark
     /// back until it delivers an event or proves idle.
     pub fn assign(&mut self, source: u32, now: Instant) {
-        self.partitions.entry(source).or_insert(Partition {
-            max_ts: None,
-            last_event: now,
-            caught_up: false,
-        });
+        self.partitions
+            .entry(source)
+            .or_insert_with(|| Partition::new(now));
     }
 
     /// Stops tracking a partition (on revocation).
@@ -63,11 +74,10 @@ impl Watermarks {
 
     /// Records an event time seen on a partition.
     pub fn observe(&mut self, source: u32, ts: i64, now: Instant) {
-        let p = self.partitions.entry(source).or_insert(Partition {
-            max_ts: None,
-            last_event: now,
-            caught_up: false,
-        });
+        let p = self
+            .partitions
+            .entry(source)
+            .or_insert_with(|| Partition::new(now));
         p.max_ts = Some(p.max_ts.map_or(ts, |m| m.max(ts)));
         p.last_event = now;
         p.caught_up = false;
@@ -75,12 +85,23 @@ impl Watermarks {
 
     /// Partitions silent for the idle timeout whose catch-up state is unknown;
     /// the caller asks the broker and reports back with [`Self::set_caught_up`].
-    pub fn silent(&self, now: Instant) -> Vec<u32> {
+    /// Each partition is returned at most once per idle timeout, so a slow
+    /// broker is not asked about the same partition on every flush.
+    pub fn silent(&mut self, now: Instant) -> Vec<u32> {
+        let idle_timeout = self.idle_timeout;
         let mut silent: Vec<u32> = self
             .partitions
-            .iter()
-            .filter(|(_, p)| !p.caught_up && now.duration_since(p.last_event) >= self.idle_timeout)
-            .map(|(s, _)| *s)
+            .iter_mut()
+            .filter(|(_, p)| {
+                !p.caught_up
+                    && now.duration_since(p.last_event) >= idle_timeout
+                    && p.asked
+                        .is_none_or(|at| now.duration_since(at) >= idle_timeout)
+            })
+            .map(|(s, p)| {
+                p.asked = Some(now);
+                *s
+            })
             .collect();
         silent.sort_unstable();
         silent
@@ -136,6 +157,9 @@ mod tests {
         assert_eq!(wm.advance(start, 99_000), None);
         let later = start + Duration::from_secs(3);
         assert_eq!(wm.silent(later), vec![0, 1]);
+        // Not asked again until another idle timeout has passed.
+        assert_eq!(wm.silent(later), Vec::<u32>::new());
+        assert_eq!(wm.silent(later + Duration::from_secs(2)), vec![0, 1]);
         // Silent but not caught up (the broker still has records): still holds.
         assert_eq!(wm.advance(later, 99_000), None);
         wm.set_caught_up(1);

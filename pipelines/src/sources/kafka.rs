@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use livepulse_connectors::kafka::{KafkaConfig, group_consumer};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use livepulse_connectors::kafka::{KafkaConfig, group_consumer, offsets_client};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
+
+/// How long one offset query may take; the runtime asks again later.
+const OFFSET_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,6 +27,7 @@ pub struct TopicPartition {
 /// ids so Arrow batches can carry their provenance in a `UInt32` column.
 pub struct KafkaSource {
     consumer: Arc<StreamConsumer>,
+    offsets: Arc<BaseConsumer>,
     ids: HashMap<TopicPartition, u32>,
     partitions: Vec<TopicPartition>,
     /// Next offset to read, per source id, as far as this member has read.
@@ -41,6 +45,7 @@ impl KafkaSource {
         consumer.subscribe(topics)?;
         Ok(Self {
             consumer: Arc::new(consumer),
+            offsets: Arc::new(offsets_client(cfg)?),
             ids: HashMap::new(),
             partitions: Vec::new(),
             next_offsets: HashMap::new(),
@@ -82,20 +87,36 @@ impl KafkaSource {
             .collect())
     }
 
-    /// Whether this member has read everything the broker holds for `id`
-    /// (asks the broker; used only for partitions that went silent).
-    pub async fn caught_up(&self, id: u32) -> Result<bool, KafkaError> {
-        let Some(tp) = self.partitions.get(id as usize).cloned() else {
-            return Ok(false);
-        };
-        let consumer = Arc::clone(&self.consumer);
-        let (low, high) = tokio::task::spawn_blocking(move || {
-            consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(2))
-        })
-        .await
-        .map_err(|_| KafkaError::Canceled)??;
-        let next = self.next_offsets.get(&id).copied();
-        Ok(high <= low || next.is_some_and(|n| n >= high) || self.committed_at_least(id, high)?)
+    /// For each of `ids`, whether this member has read everything the broker
+    /// holds for it. Asks the broker for all of them at once, each bounded by
+    /// [`OFFSET_QUERY_TIMEOUT`]; a partition whose answer failed is left out.
+    pub async fn caught_up(&self, ids: &[u32]) -> Vec<(u32, Result<bool, KafkaError>)> {
+        let queries = ids.iter().filter_map(|&id| {
+            let tp = self.partitions.get(id as usize).cloned()?;
+            let offsets = Arc::clone(&self.offsets);
+            Some(async move {
+                let high_low = tokio::task::spawn_blocking(move || {
+                    offsets.fetch_watermarks(&tp.topic, tp.partition, OFFSET_QUERY_TIMEOUT)
+                })
+                .await
+                .map_err(|_| KafkaError::Canceled)
+                .and_then(|answer| answer);
+                (id, high_low)
+            })
+        });
+        futures::future::join_all(queries)
+            .await
+            .into_iter()
+            .map(|(id, answer)| {
+                let caught_up = answer.and_then(|(low, high)| {
+                    let next = self.next_offsets.get(&id).copied();
+                    Ok(high <= low
+                        || next.is_some_and(|n| n >= high)
+                        || self.committed_at_least(id, high)?)
+                });
+                (id, caught_up)
+            })
+            .collect()
     }
 
     fn committed_at_least(&self, id: u32, high: i64) -> Result<bool, KafkaError> {
