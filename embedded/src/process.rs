@@ -136,6 +136,9 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
+            // Out of the terminal's process group: Ctrl-C reaches livepulse
+            // only, which stops the server after its clients have closed.
+            .process_group(0)
             .kill_on_drop(true);
         let child = cmd.spawn().map_err(|source| EmbeddedError::Spawn {
             program: Path::new(cmd.as_std().get_program()).display().to_string(),

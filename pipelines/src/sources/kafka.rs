@@ -32,6 +32,8 @@ pub struct KafkaSource {
     partitions: Vec<TopicPartition>,
     /// Next offset to read, per source id, as far as this member has read.
     next_offsets: HashMap<u32, i64>,
+    /// Offsets this member last committed, per source id.
+    committed: HashMap<u32, i64>,
 }
 
 impl KafkaSource {
@@ -49,6 +51,7 @@ impl KafkaSource {
             ids: HashMap::new(),
             partitions: Vec::new(),
             next_offsets: HashMap::new(),
+            committed: HashMap::new(),
         })
     }
 
@@ -130,17 +133,24 @@ impl KafkaSource {
             .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= high)))
     }
 
-    /// Commits, per assigned partition read so far, the lowest offset still
-    /// needed (`lowest_pending`) or else everything read.
-    pub fn commit(&self, lowest_pending: &HashMap<u32, i64>) -> Result<usize, KafkaError> {
+    /// Commits, per partition read so far, the lowest offset still needed
+    /// (`lowest_pending`) or else everything read. Offsets already committed
+    /// are not sent again; returns how many partitions were committed.
+    pub fn commit(&mut self, lowest_pending: &HashMap<u32, i64>) -> Result<usize, KafkaError> {
         let mut tpl = TopicPartitionList::new();
+        let mut committing = Vec::new();
         for (id, next) in &self.next_offsets {
             let offset = lowest_pending.get(id).copied().unwrap_or(*next);
+            if self.committed.get(id) == Some(&offset) {
+                continue;
+            }
             let tp = &self.partitions[*id as usize];
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))?;
+            committing.push((*id, offset));
         }
         if tpl.count() > 0 {
             self.consumer.commit(&tpl, CommitMode::Sync)?;
+            self.committed.extend(committing);
         }
         Ok(tpl.count())
     }
