@@ -8,6 +8,7 @@
 //! * [`topics`] and [`tables`]: Kafka topic names with partition counts, and
 //!   ClickHouse table names.
 //! * [`arrow`]: the Arrow schema events are decoded into.
+//! * [`api`]: the collector's answers to a batch.
 //!
 //! ```
 //! use livepulse_contract::{Event, Limits};
@@ -18,6 +19,7 @@
 //! event.validate(1_700_000_000_500, &Limits::default()).unwrap();
 //! ```
 
+pub mod api;
 pub mod arrow;
 mod event;
 pub mod tables;

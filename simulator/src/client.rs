@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use livepulse_contract::Event;
+use livepulse_contract::api::IngestResponse;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Attempts per batch while the collector answers 503 (or 429).
@@ -17,27 +17,6 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest error body kept in [`ClientError::Status`], characters.
 const MAX_ERROR_BODY: usize = 512;
-
-/// The collector's answer to a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendOutcome {
-    /// How many events of the batch were accepted.
-    pub accepted: u64,
-    /// The events that were not, with why.
-    #[serde(default)]
-    pub rejected: Vec<RejectedEvent>,
-}
-
-/// One rejected event of a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectedEvent {
-    /// Position of the event in the batch sent.
-    pub index: usize,
-    /// Machine-readable reason, e.g. `ts_in_past`.
-    pub code: String,
-    /// Human-readable reason.
-    pub reason: String,
-}
 
 /// Why a batch could not be delivered.
 #[derive(Debug, Error)]
@@ -158,7 +137,7 @@ impl CollectorClient {
     /// (or 429) it waits as `Retry-After` says and tries again, up to the
     /// configured attempts. A 400 or 422 whose body is the usual answer
     /// (everything rejected) is returned as an outcome, not an error.
-    pub async fn send(&self, events: &[Event<'_>]) -> Result<SendOutcome, ClientError> {
+    pub async fn send(&self, events: &[Event<'_>]) -> Result<IngestResponse, ClientError> {
         let body = Bytes::from(serde_json::to_vec(events).map_err(ClientError::Encode)?);
         let transport = |source| ClientError::Transport {
             url: self.endpoint.clone(),
@@ -204,7 +183,7 @@ impl CollectorClient {
             if matches!(
                 status,
                 StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
-            ) && let Ok(outcome) = serde_json::from_slice::<SendOutcome>(&bytes)
+            ) && let Ok(outcome) = serde_json::from_slice::<IngestResponse>(&bytes)
             {
                 return Ok(outcome);
             }
@@ -241,6 +220,7 @@ fn backoff(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use livepulse_contract::api::RejectedEvent;
     use reqwest::header::HeaderValue;
 
     use super::*;
@@ -282,7 +262,7 @@ mod tests {
 
     #[test]
     fn decodes_the_collector_answer() {
-        let outcome: SendOutcome = serde_json::from_str(
+        let outcome: IngestResponse = serde_json::from_str(
             r#"{"accepted":2,"rejected":[{"index":1,"code":"ts_in_past","reason":"too old"}]}"#,
         )
         .unwrap();

@@ -102,7 +102,7 @@ pub async fn drive(
             totals.sent += n;
             match client.send(batch).await {
                 Ok(outcome) => {
-                    totals.accepted += outcome.accepted;
+                    totals.accepted += outcome.accepted as u64;
                     totals.rejected += outcome.rejected.len() as u64;
                     if let Some(first) = outcome.rejected.first() {
                         tracing::warn!(

@@ -28,6 +28,6 @@ mod outbox;
 mod random;
 
 pub use audience::{Audience, StreamInfo};
-pub use client::{ClientError, CollectorClient, RejectedEvent, SendOutcome};
+pub use client::{ClientError, CollectorClient};
 pub use config::{AudienceConfig, Behaviour, ConfigError};
 pub use drive::{DRIVE_INTERVAL, DriveTotals, RealtimeClock, drive};

@@ -114,7 +114,7 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         for r in &outcome.rejected {
             rejected_codes.push((chunk_no * 500 + r.index, r.code.clone()));
         }
-        assert_eq!(outcome.accepted as usize, chunk.len() - rejected.len());
+        assert_eq!(outcome.accepted, chunk.len() - rejected.len());
         accepted.extend(
             chunk
                 .iter()

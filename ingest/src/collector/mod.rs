@@ -47,13 +47,12 @@ pub mod batch;
 mod config;
 mod decode;
 pub mod metrics;
-mod response;
 mod routes;
 mod service;
 mod sink;
 
 pub use config::{CollectorConfig, MAX_RECORD_BYTES, MIN_KEY_CHARS, MIN_RECORD_BYTES, WriteKey};
-pub use response::{ErrorResponse, IngestResponse, RejectedEvent};
+pub use livepulse_contract::api::{ErrorResponse, IngestResponse, RejectedEvent};
 pub use service::Collector;
 
 use livepulse_connectors::ConfigError;

@@ -20,9 +20,9 @@ use super::auth::AuthError;
 use super::batch::{self, Prepared};
 use super::decode::{self, DecodeError};
 use super::metrics::{BROKER_ERRORS, EVENTS_ACCEPTED, EVENTS_REJECTED, REQUESTS};
-use super::response::{ErrorResponse, IngestResponse, RejectedEvent};
 use super::service::Shared;
 use super::sink;
+use livepulse_contract::api::{ErrorResponse, IngestResponse, RejectedEvent};
 
 /// How long `/healthz` waits for the broker's metadata.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);

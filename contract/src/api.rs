@@ -1,5 +1,5 @@
-//! Response bodies of `POST /v1/events` (see the [module docs](super) for
-//! which status carries which body).
+//! The collector's HTTP answers to `POST /v1/events`, shared by the
+//! collector that writes them and the clients that read them.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// rejected.
 ///
 /// ```
-/// use livepulse_ingest::collector::IngestResponse;
+/// use livepulse_contract::api::IngestResponse;
 ///
 /// let body = r#"{"accepted":1,"rejected":[{"index":1,"code":"ts_in_future",
 ///   "reason":"ts is 60000 ms ahead of the server clock (limit 30000 ms)"}]}"#;
@@ -28,7 +28,7 @@ pub struct IngestResponse {
 pub struct RejectedEvent {
     /// Position in the batch, from 0 (for NDJSON: among the non-blank lines).
     pub index: usize,
-    /// Stable machine-readable reason ([`livepulse_contract::Rejection::code`]).
+    /// Stable machine-readable reason ([`crate::Rejection::code`]).
     pub code: String,
     /// Human-readable reason.
     pub reason: String,
