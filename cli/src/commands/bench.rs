@@ -233,13 +233,19 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let distinct: u64 = client
+        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
+        .fetch_one()
+        .await?;
     shutdown.cancel();
     pipeline.await??;
     // The producer goes first, so it does not report the broker's stop as an error.
     drop(producer);
     broker.stop().await?;
     server.stop().await?;
-    println!("  {landed} distinct events landed (the rest were the audience's duplicate sends)");
+    println!(
+        "  {distinct} distinct events in ClickHouse (the rest were the audience's duplicate sends)"
+    );
     Ok((n, last_change))
 }
 
