@@ -26,7 +26,7 @@ pub struct TopicPartition {
 /// A consumer-group member, with topic-partitions interned as small source
 /// ids so Arrow batches can carry their provenance in a `UInt32` column.
 pub struct KafkaSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: StreamConsumer,
     offsets: Arc<BaseConsumer>,
     ids: HashMap<TopicPartition, u32>,
     partitions: Vec<TopicPartition>,
@@ -46,7 +46,7 @@ impl KafkaSource {
         let consumer = group_consumer(cfg, group_id)?;
         consumer.subscribe(topics)?;
         Ok(Self {
-            consumer: Arc::new(consumer),
+            consumer,
             offsets: Arc::new(offsets_client(cfg)?),
             ids: HashMap::new(),
             partitions: Vec::new(),
@@ -91,8 +91,8 @@ impl KafkaSource {
     }
 
     /// For each of `ids`, whether this member has read everything the broker
-    /// holds for it. Asks the broker for all of them at once, each bounded by
-    /// [`OFFSET_QUERY_TIMEOUT`]; a partition whose answer failed is left out.
+    /// holds for it. Asks the broker about all of them at once, each query
+    /// bounded by [`OFFSET_QUERY_TIMEOUT`]; ids never seen are left out.
     pub async fn caught_up(&self, ids: &[u32]) -> Vec<(u32, Result<bool, KafkaError>)> {
         let queries = ids.iter().filter_map(|&id| {
             let tp = self.partitions.get(id as usize).cloned()?;
