@@ -6,7 +6,8 @@
 //! closed is late and left out of every window (it still lands in the raw
 //! events table).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
@@ -66,7 +67,9 @@ pub struct Admitted {
 pub struct WindowState {
     windows: Vec<Tumbling>,
     pending: Vec<RecordBatch>,
-    pending_ids: HashSet<u128>,
+    /// Ids of the buffered events, with their event time (to release them
+    /// together with their rows).
+    pending_ids: HashMap<u128, i64>,
     /// Per window kind: event times below this have been emitted.
     emitted_until: Vec<Option<i64>>,
 }
@@ -80,7 +83,7 @@ impl WindowState {
         Self {
             windows,
             pending: Vec::new(),
-            pending_ids: HashSet::new(),
+            pending_ids: HashMap::new(),
             emitted_until,
         }
     }
@@ -112,7 +115,14 @@ impl WindowState {
             // still gets a stable key from the id's text.
             let id = uuid::Uuid::try_parse(ids.value(row))
                 .map_or_else(|_| hash_id(ids.value(row)), |u| u.as_u128());
-            let first = !is_late && self.pending_ids.insert(id);
+            let first = !is_late
+                && match self.pending_ids.entry(id) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(ts.value(row));
+                        true
+                    }
+                    Entry::Occupied(_) => false,
+                };
             duplicates += usize::from(!is_late && !first);
             fresh.push(first);
             late.push(is_late);
@@ -149,6 +159,10 @@ impl WindowState {
 
     /// Records that `closing` was written, and drops rows no open window needs.
     pub fn mark_emitted(&mut self, closing: &[Closing]) -> Result<(), ArrowError> {
+        // Nothing closed, so nothing can be released.
+        if closing.is_empty() {
+            return Ok(());
+        }
         for c in closing {
             if let Some(i) = self.windows.iter().position(|w| *w == c.window) {
                 self.emitted_until[i] = Some(c.until);
@@ -163,26 +177,19 @@ impl WindowState {
         else {
             return Ok(());
         };
+        self.pending_ids.retain(|_, ts| *ts >= keep_from);
         let mut kept = Vec::with_capacity(self.pending.len());
         for batch in self.pending.drain(..) {
-            let ts = batch
+            let Some(ts) = batch
                 .column_by_name(col::TS)
-                .map(|c| c.as_primitive::<Int64Type>().clone());
-            let ids = batch
-                .column_by_name(col::EVENT_ID)
-                .map(|c| c.as_string::<i32>().clone());
-            let (Some(ts), Some(ids)) = (ts, ids) else {
+                .map(|c| c.as_primitive::<Int64Type>().clone())
+            else {
                 continue;
             };
             let keep: BooleanArray = ts
                 .iter()
                 .map(|t| Some(t.is_some_and(|t| t >= keep_from)))
                 .collect();
-            for row in (0..batch.num_rows()).filter(|r| !keep.value(*r)) {
-                let id = uuid::Uuid::try_parse(ids.value(row))
-                    .map_or_else(|_| hash_id(ids.value(row)), |u| u.as_u128());
-                self.pending_ids.remove(&id);
-            }
             if keep.true_count() == batch.num_rows() {
                 kept.push(batch);
             } else if keep.true_count() > 0 {
