@@ -29,5 +29,17 @@ pub mod validate;
 pub use event::{Event, EventBatch, Family, Kind};
 pub use validate::{Limits, Rejection};
 
+/// Epoch milliseconds now: the clock of `ts`, `received_ms` and every
+/// server-side time in the system.
+///
+/// ```
+/// assert!(livepulse_contract::now_ms() > 1_700_000_000_000);
+/// ```
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Version of the event contract spoken on the wire (`schema_version`).
 pub const SCHEMA_VERSION: u16 = 1;

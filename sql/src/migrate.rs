@@ -1,7 +1,6 @@
 //! The migrator: applies the migrations a database has not seen yet.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clickhouse::Row;
 use livepulse_connectors::ConfigError;
@@ -251,9 +250,7 @@ async fn record_applied(
     client: &clickhouse::Client,
     migration: &Migration,
 ) -> clickhouse::error::Result<()> {
-    let applied_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let applied_ms = livepulse_contract::now_ms();
     let mut insert = client.insert::<MigrationRecord>(SCHEMA_MIGRATIONS).await?;
     insert
         .write(&MigrationRecord {

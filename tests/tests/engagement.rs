@@ -3,11 +3,11 @@
 //! the collector, the tansu broker, the streaming job and ClickHouse 18.16;
 //! every row in ClickHouse must equal the Polars batch recomputation.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
-use livepulse_contract::{Event, tables, topics};
+use livepulse_contract::{Event, now_ms, tables, topics};
 use livepulse_e2e::oracle;
 use livepulse_embedded::testing;
 use livepulse_ingest::collector::{Collector, CollectorConfig, WriteKey};
@@ -18,13 +18,6 @@ use livepulse_sql::EngagementRow;
 use tokio_util::sync::CancellationToken;
 
 const WRITE_KEY: &str = "e2e-write-key-0123456789";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Invalid events spliced into the stream, each with the rejection code the
 /// collector must answer.

@@ -4,7 +4,7 @@
 //! `ConnectInfo`), so none can log or record it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -129,7 +129,12 @@ async fn decode_and_prepare(
     let work = tokio::task::spawn_blocking(move || {
         let decoded = decode::decompress(raw, encoding, max_decoded)?;
         let elements = decode::elements(&decoded, framing, max_events)?;
-        Ok::<_, DecodeError>(batch::prepare(&elements, now_ms(), &limits, max_record))
+        Ok::<_, DecodeError>(batch::prepare(
+            &elements,
+            livepulse_contract::now_ms(),
+            &limits,
+            max_record,
+        ))
     });
     match work.await {
         Ok(Ok(Ok(prepared))) => Ok(prepared),
@@ -162,13 +167,6 @@ fn error(status: StatusCode, message: &str) -> Response {
         error: message.to_owned(),
     };
     (status, Json(body)).into_response()
-}
-
-/// Server time, epoch milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `GET /healthz`: 200 `ok` while the producer can fetch metadata from a

@@ -3,7 +3,7 @@
 //! back everything the broker stored.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, group_consumer};
 use livepulse_contract::{EventBatch, topics};
@@ -117,12 +117,7 @@ impl Running {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+pub use livepulse_contract::now_ms;
 
 fn id() -> String {
     uuid::Uuid::new_v4().to_string()

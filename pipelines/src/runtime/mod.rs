@@ -10,13 +10,13 @@ mod raw;
 pub mod watermark;
 pub mod window;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::KafkaConfig;
-use livepulse_contract::tables;
+use livepulse_contract::{now_ms, tables};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use thiserror::Error;
@@ -200,8 +200,8 @@ impl<J: Job> Run<J> {
             }
         }
         let job = self.processor.job().name();
-        if let Some(watermark) = self.processor.watermarks().advance(now, wall_clock_ms()) {
-            let emission = self.processor.close(watermark, wall_clock_ms()).await?;
+        if let Some(watermark) = self.processor.watermarks().advance(now, now_ms()) {
+            let emission = self.processor.close(watermark, now_ms()).await?;
             self.sink
                 .insert(self.processor.job().table(), &emission.rows)
                 .await?;
@@ -222,11 +222,4 @@ impl<J: Job> Run<J> {
         }
         Ok(())
     }
-}
-
-/// Epoch milliseconds now.
-pub fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
