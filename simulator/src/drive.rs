@@ -1,6 +1,6 @@
 //! Sending an audience to a collector in real time.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -23,12 +23,9 @@ pub struct RealtimeClock {
 impl RealtimeClock {
     /// A clock starting now.
     pub fn start() -> Self {
-        let origin_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         Self {
             origin: Instant::now(),
-            origin_ms,
+            origin_ms: livepulse_contract::now_ms(),
         }
     }
 
@@ -54,6 +51,18 @@ pub struct DriveTotals {
     pub rejected: u64,
     /// Events of batches that got no answer (collector down or busy); lost.
     pub failed: u64,
+}
+
+impl DriveTotals {
+    fn log(&self, what: &str) {
+        tracing::info!(
+            sent = self.sent,
+            accepted = self.accepted,
+            rejected = self.rejected,
+            failed = self.failed,
+            "simulator {what}"
+        );
+    }
 }
 
 /// Sends `audience` to the collector as its events fall due on `clock`: every
@@ -122,21 +131,9 @@ pub async fn drive(
         }
         if last_report.elapsed() >= REPORT_INTERVAL {
             last_report = Instant::now();
-            tracing::info!(
-                sent = totals.sent,
-                accepted = totals.accepted,
-                rejected = totals.rejected,
-                failed = totals.failed,
-                "simulator progress"
-            );
+            totals.log("progress");
         }
     }
-    tracing::info!(
-        sent = totals.sent,
-        accepted = totals.accepted,
-        rejected = totals.rejected,
-        failed = totals.failed,
-        "simulator stopped"
-    );
+    totals.log("stopped");
     Ok(totals)
 }

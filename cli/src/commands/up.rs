@@ -10,7 +10,7 @@ use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
 use livepulse_contract::topics;
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
-use livepulse_embedded::{home_dir, install};
+use livepulse_embedded::home_dir;
 use livepulse_ingest::collector::{Collector, WriteKey};
 use livepulse_pipelines::Pipeline;
 use livepulse_pipelines::jobs::engagement::Engagement;
@@ -153,10 +153,7 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
 }
 
 async fn start_broker(dir: &Path, port: u16) -> Result<LocalBroker> {
-    if install::tansu_binary().is_none() {
-        println!("installing the tansu broker (a Rust build: 10-16 minutes on 2 cores, once)...");
-        install::install_tansu(&|line| println!("  {line}")).await?;
-    }
+    super::install::tansu().await?;
     let port = if port_is_free(port).await { port } else { 0 };
     let broker = LocalBroker::start(dir, port).await?;
     println!(
@@ -168,10 +165,7 @@ async fn start_broker(dir: &Path, port: u16) -> Result<LocalBroker> {
 }
 
 async fn start_clickhouse(dir: &Path, port: u16) -> Result<LocalClickHouse> {
-    if install::clickhouse_binary().is_none() {
-        println!("installing clickhouse-server with apt-get...");
-        install::install_clickhouse(&|line| println!("  {line}")).await?;
-    }
+    super::install::clickhouse().await?;
     let port = if port_is_free(port).await { port } else { 0 };
     let server = LocalClickHouse::start(dir, port).await?;
     println!(
