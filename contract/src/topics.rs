@@ -28,8 +28,15 @@ pub const STREAM_EVENTS: Topic = Topic {
     partitions: 2,
 };
 
+/// Records a pipeline could not use: undecodable records and events beyond
+/// a job's correction horizon, each with a `reason` header.
+pub const DEAD_LETTER: Topic = Topic {
+    name: "livepulse.dead-letter.v1",
+    partitions: 2,
+};
+
 /// Every topic the project owns.
-pub const ALL: [Topic; 3] = [PLAYER_EVENTS, CHAT_EVENTS, STREAM_EVENTS];
+pub const ALL: [Topic; 4] = [PLAYER_EVENTS, CHAT_EVENTS, STREAM_EVENTS, DEAD_LETTER];
 
 /// The topic a family's events are produced to.
 ///

@@ -1,5 +1,7 @@
 //! Configuration of one pipeline instance.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -19,8 +21,30 @@ pub struct PipelineConfig {
     pub idle_timeout_ms: u64,
     /// Most Kafka records decoded into one Arrow batch.
     pub max_batch_records: usize,
-    /// How often windows are closed and offsets committed, ms.
+    /// How often windows are closed, ms.
     pub flush_interval_ms: u64,
+    /// How long after its close a window is still corrected by late events,
+    /// ms; later events go to the dead-letter topic.
+    pub correction_horizon_ms: i64,
+    /// Checkpoints go to `<checkpoint_dir>/<group_id>`.
+    pub checkpoint_dir: PathBuf,
+    /// How often state and offsets are checkpointed (and offsets then
+    /// committed), ms.
+    pub checkpoint_interval_ms: u64,
+    /// How partitions are shared between instances.
+    pub assignment: Assignment,
+}
+
+/// How a pipeline instance gets its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Kafka's consumer-group protocol splits partitions between instances.
+    #[default]
+    Group,
+    /// This instance reads every partition (one instance per job), resuming
+    /// from its checkpoint; needs no group coordination from the broker.
+    All,
 }
 
 impl Default for PipelineConfig {
@@ -31,6 +55,10 @@ impl Default for PipelineConfig {
             idle_timeout_ms: 3_000,
             max_batch_records: 512,
             flush_interval_ms: 250,
+            correction_horizon_ms: 60_000,
+            checkpoint_dir: PathBuf::from("checkpoints"),
+            checkpoint_interval_ms: 5_000,
+            assignment: Assignment::default(),
         }
     }
 }
@@ -60,6 +88,15 @@ impl PipelineConfig {
         }
         if self.flush_interval_ms == 0 {
             return err("flush_interval_ms", "must be at least 1");
+        }
+        if self.correction_horizon_ms < 0 {
+            return err("correction_horizon_ms", "must not be negative");
+        }
+        if self.checkpoint_interval_ms == 0 {
+            return err("checkpoint_interval_ms", "must be at least 1");
+        }
+        if self.checkpoint_dir.as_os_str().is_empty() {
+            return err("checkpoint_dir", "must not be empty");
         }
         Ok(())
     }

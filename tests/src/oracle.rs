@@ -11,16 +11,30 @@ use polars::prelude::*;
 pub type EngagementKey = (u32, u32, String);
 
 /// Recomputes every (window, stream) row of the engagement job for windows
-/// of `width_secs`, from `events` as the collector accepted them (repeats of
-/// an `event_id` count once). Rows come sorted by (stream, window start);
-/// `emitted_ms` is 0.
-pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<EngagementRow>> {
+/// of `width_secs` starting every `slide_secs` (equal for tumbling windows),
+/// from `events` as the collector accepted them (repeats of an `event_id`
+/// count once). Rows come sorted by (stream, window start); `emitted_ms` is 0.
+pub fn engagement(
+    events: &[Event<'_>],
+    width_secs: u32,
+    slide_secs: u32,
+) -> PolarsResult<Vec<EngagementRow>> {
+    let (width_ms, slide_ms) = (i64::from(width_secs) * 1_000, i64::from(slide_secs) * 1_000);
     let mut seen = HashSet::new();
-    let unique: Vec<&Event<'_>> = events
-        .iter()
-        .filter(|e| seen.insert(e.event_id.as_ref()))
-        .collect();
+    // One copy of each event per window it falls in.
+    let mut unique: Vec<&Event<'_>> = Vec::new();
+    let mut window_starts: Vec<i64> = Vec::new();
+    for e in events.iter().filter(|e| seen.insert(e.event_id.as_ref())) {
+        let last = e.ts - e.ts.rem_euclid(slide_ms);
+        let mut start = last;
+        while start > e.ts - width_ms {
+            unique.push(e);
+            window_starts.push(start);
+            start -= slide_ms;
+        }
+    }
     let frame = df!(
+        "window_start_ms" => window_starts,
         "ts" => unique.iter().map(|e| e.ts).collect::<Vec<_>>(),
         "stream_id" => unique.iter().map(|e| e.stream_id.as_ref()).collect::<Vec<_>>(),
         "family" => unique.iter().map(|e| e.family.map(Family::as_str)).collect::<Vec<_>>(),
@@ -31,7 +45,6 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
         "gift_count" => unique.iter().map(|e| e.count.map(u64::from)).collect::<Vec<_>>(),
         "value_cents" => unique.iter().map(|e| e.value_cents).collect::<Vec<_>>(),
     )?;
-    let width_ms = i64::from(width_secs) * 1_000;
     let is = |column: &str, value: &str| col(column).eq(lit(value.to_owned()));
     let count_where =
         |condition: Expr, name: &str| condition.cast(DataType::UInt64).sum().alias(name);
@@ -53,7 +66,6 @@ pub fn engagement(events: &[Event<'_>], width_secs: u32) -> PolarsResult<Vec<Eng
     };
     let result = frame
         .lazy()
-        .with_column((col("ts") - col("ts") % lit(width_ms)).alias("window_start_ms"))
         .group_by([col("window_start_ms"), col("stream_id")])
         .agg([
             distinct_where("session_id", is("family", "player"), "concurrent_viewers"),

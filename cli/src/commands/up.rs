@@ -12,8 +12,8 @@ use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::home_dir;
 use livepulse_ingest::collector::{Collector, WriteKey};
-use livepulse_pipelines::Pipeline;
 use livepulse_pipelines::jobs::engagement::Engagement;
+use livepulse_pipelines::{Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
 
 use super::shutdown_on_signal;
@@ -98,8 +98,14 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     let collector = Collector::new(collector_config, &kafka)?;
     let collector_task =
         tokio::spawn(collector.serve(listener, shutdown.clone().cancelled_owned()));
+    let mut pipeline_config = config.pipeline.clone();
+    // Checkpoints hold broker offsets, so by default they live beside the
+    // local broker's data.
+    if pipeline_config.checkpoint_dir == PipelineConfig::default().checkpoint_dir {
+        pipeline_config.checkpoint_dir = data_dir.join("checkpoints");
+    }
     let pipeline = Pipeline::new(
-        config.pipeline.clone(),
+        pipeline_config,
         kafka.clone(),
         clickhouse.clone(),
         Engagement,

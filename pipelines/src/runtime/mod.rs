@@ -1,12 +1,16 @@
 //! The streaming runtime: one loop per pipeline instance that reads Kafka,
-//! decodes to Arrow, windows by event time, aggregates with DataFusion,
-//! writes ClickHouse and only then commits offsets.
+//! decodes to Arrow, folds events into window state with DataFusion's
+//! partial aggregation, emits due windows to ClickHouse, and checkpoints
+//! state with its source offsets before committing them.
 
+pub mod checkpoint;
 pub mod columns;
+pub mod crashpoint;
 pub mod decode;
 pub mod engine;
 pub mod processor;
 mod raw;
+pub mod state;
 pub mod watermark;
 pub mod window;
 
@@ -23,10 +27,13 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::processor::Processor;
-use crate::config::{PipelineConfig, PipelineConfigError};
+use self::checkpoint::{CheckpointError, CheckpointStore};
+use self::processor::{Lateness, Processor};
+use self::window::WindowSpecError;
+use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
 use crate::jobs::Job;
 use crate::sinks::clickhouse::{ClickHouseSink, SinkError};
+use crate::sinks::dead_letter::{DeadLetterSink, Origin};
 use crate::sources::kafka::KafkaSource;
 
 /// Why a pipeline stopped before being asked to.
@@ -35,6 +42,9 @@ pub enum PipelineError {
     /// The configuration cannot work.
     #[error(transparent)]
     Config(#[from] PipelineConfigError),
+    /// A job declares a window the runtime cannot compute.
+    #[error(transparent)]
+    Window(#[from] WindowSpecError),
     /// Kafka refused to subscribe or commit.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
@@ -44,9 +54,12 @@ pub enum PipelineError {
     /// The job's SQL failed.
     #[error("job SQL failed: {0}")]
     Sql(#[from] DataFusionError),
-    /// ClickHouse kept failing until shutdown.
+    /// ClickHouse or the dead-letter topic kept failing until shutdown.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A checkpoint could not be written or restored.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// Counters of one run, returned when the pipeline stops.
@@ -54,16 +67,22 @@ pub enum PipelineError {
 pub struct PipelineStats {
     /// Kafka records read.
     pub records: u64,
-    /// Records that were not event batches (skipped, counted).
+    /// Records skipped because the restored checkpoint already holds them.
+    pub replayed_records: u64,
+    /// Records that were not event batches (dead-lettered).
     pub undecodable_records: u64,
     /// Events decoded.
     pub events: u64,
-    /// Events dropped as repeats of an event already in an open window.
+    /// Events dropped as repeats of an event already counted.
     pub duplicates: u64,
-    /// Events whose windows had closed (kept in the raw table only).
-    pub late: u64,
+    /// Events that corrected an already emitted window.
+    pub corrections: u64,
+    /// Events past the correction horizon (dead-lettered).
+    pub too_late: u64,
     /// Result rows written.
     pub rows_written: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
     /// Offset commits made.
     pub commits: u64,
 }
@@ -92,40 +111,70 @@ impl<J: Job> Pipeline<J> {
         }
     }
 
-    /// Runs until `shutdown` is cancelled. Windows still open at shutdown are
-    /// not emitted and their offsets not committed: the next run replays them.
+    /// Runs until `shutdown` is cancelled, then checkpoints once more.
+    /// Starts from the newest checkpoint in the checkpoint directory.
     pub async fn run(self, shutdown: CancellationToken) -> Result<PipelineStats, PipelineError> {
-        self.config.validate()?;
+        let config = self.config;
+        config.validate()?;
+        let name = self.job.name();
         let topics = self.job.topics();
-        let source = KafkaSource::subscribe(&self.kafka, &self.config.group_id, &topics)?;
-        info!(job = self.job.name(), group = %self.config.group_id, ?topics, "pipeline started");
+        let mut processor = Processor::new(
+            self.job,
+            Lateness {
+                allowed_ms: config.allowed_lateness_ms,
+                correction_horizon_ms: config.correction_horizon_ms,
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            },
+        )
+        .await?;
+        let store = CheckpointStore::open(config.checkpoint_dir.join(&config.group_id))?;
+        let restored = store.latest(&processor.window_names())?;
+        let resume = restored
+            .as_ref()
+            .map(|c| c.meta.offsets.clone())
+            .unwrap_or_default();
+        let mut source = match config.assignment {
+            Assignment::Group => KafkaSource::subscribe(&self.kafka, &config.group_id, &topics)?,
+            Assignment::All => {
+                KafkaSource::assign_all(&self.kafka, &config.group_id, &topics, &resume)?
+            }
+        };
+        source.resume_from(&resume);
+        if let Some(checkpoint) = restored {
+            info!(id = checkpoint.meta.id, watermark = ?checkpoint.meta.watermark, "restoring checkpoint");
+            processor.restore(checkpoint).await?;
+        }
+        info!(job = name, group = %config.group_id, ?topics, checkpoints = %store.dir().display(), "pipeline started");
         let mut run = Run {
-            processor: Processor::new(
-                self.job,
-                self.config.allowed_lateness_ms,
-                Duration::from_millis(self.config.idle_timeout_ms),
-            ),
+            processor,
             sink: ClickHouseSink::new(self.clickhouse.client(), shutdown.clone()),
+            dead_letters: DeadLetterSink::new(&self.kafka, name, shutdown.clone())?,
             stats: PipelineStats::default(),
             source,
+            store,
             records_in_batch: 0,
+            last_checkpoint: Instant::now(),
         };
-        let mut tick = tokio::time::interval(Duration::from_millis(self.config.flush_interval_ms));
+        let mut tick = tokio::time::interval(Duration::from_millis(config.flush_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     run.flush().await?;
+                    if run.last_checkpoint.elapsed() >= checkpoint_every {
+                        run.checkpoint().await?;
+                    }
                     // A full interval of reading follows every flush, however
                     // long the flush took, so flushing cannot starve reading.
                     tick.reset();
                 }
                 message = run.source.recv() => match message {
                     Ok(message) => {
-                        run.read(&message);
-                        if run.records_in_batch >= self.config.max_batch_records {
+                        run.read(&message).await?;
+                        if run.records_in_batch >= config.max_batch_records {
                             run.ingest().await?;
                         }
                     }
@@ -133,7 +182,13 @@ impl<J: Job> Pipeline<J> {
                 },
             }
         }
-        info!(job = run.processor.job().name(), stats = ?run.stats, "pipeline stopped");
+        // What was read is kept: the next start resumes here, not at the
+        // previous checkpoint. Sinks may be unreachable by now; then the next
+        // start replays from the previous checkpoint instead.
+        if let Err(e) = run.checkpoint().await {
+            warn!(error = %e, "no checkpoint at shutdown; the next start replays from the previous one");
+        }
+        info!(job = name, stats = ?run.stats, "pipeline stopped");
         Ok(run.stats)
     }
 }
@@ -143,43 +198,60 @@ struct Run<J: Job> {
     source: KafkaSource,
     processor: Processor<J>,
     sink: ClickHouseSink,
+    dead_letters: DeadLetterSink,
+    store: CheckpointStore,
     stats: PipelineStats,
     records_in_batch: usize,
+    last_checkpoint: Instant,
 }
 
 impl<J: Job> Run<J> {
-    fn read(&mut self, message: &OwnedMessage) {
+    async fn read(&mut self, message: &OwnedMessage) -> Result<(), PipelineError> {
         let id = self.source.source_id(message.topic(), message.partition());
         self.stats.records += 1;
+        if !self.source.is_new(id, message.offset()) {
+            self.stats.replayed_records += 1;
+            return Ok(());
+        }
         self.records_in_batch += 1;
-        match self
-            .processor
-            .read(message.payload().unwrap_or_default(), id, message.offset())
-        {
+        let payload = message.payload().unwrap_or_default();
+        match self.processor.read(payload, id, message.offset()) {
             Ok(n) => self.stats.events += n as u64,
             Err(e) => {
                 self.stats.undecodable_records += 1;
-                metrics::counter!("livepulse_pipeline_undecodable_records_total").increment(1);
-                warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipped undecodable record");
+                warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "dead-lettering an undecodable record");
+                let origin = Origin {
+                    topic: message.topic(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                self.dead_letters
+                    .record(payload, origin, &e.to_string())
+                    .await?;
             }
         }
         self.source.mark_read(id, message.offset());
-    }
-
-    /// Moves decoded rows into the windows and the raw events table.
-    async fn ingest(&mut self) -> Result<(), PipelineError> {
-        self.records_in_batch = 0;
-        let ingested = self.processor.ingest()?;
-        self.stats.duplicates += ingested.duplicates as u64;
-        self.stats.late += ingested.late as u64;
-        metrics::counter!("livepulse_pipeline_duplicate_events_total")
-            .increment(ingested.duplicates as u64);
-        metrics::counter!("livepulse_pipeline_late_events_total").increment(ingested.late as u64);
-        self.sink.insert(tables::EVENTS, &ingested.raw_rows).await?;
         Ok(())
     }
 
-    /// Closes the windows the watermark has passed, writes them, commits.
+    /// Folds decoded events into the window state; writes the raw events
+    /// table and dead-letters events past the correction horizon.
+    async fn ingest(&mut self) -> Result<(), PipelineError> {
+        self.records_in_batch = 0;
+        let ingested = self.processor.ingest().await?;
+        self.stats.duplicates += ingested.duplicates as u64;
+        self.stats.corrections += ingested.corrections as u64;
+        self.stats.too_late += ingested.too_late.len() as u64;
+        metrics::counter!("livepulse_pipeline_duplicate_events_total")
+            .increment(ingested.duplicates as u64);
+        metrics::counter!("livepulse_pipeline_corrections_total")
+            .increment(ingested.corrections as u64);
+        self.sink.insert(tables::EVENTS, &ingested.raw_rows).await?;
+        self.dead_letters.too_late(&ingested.too_late).await?;
+        Ok(())
+    }
+
+    /// Emits the windows the watermark closed and the corrected ones.
     async fn flush(&mut self) -> Result<(), PipelineError> {
         self.ingest().await?;
         let now = Instant::now();
@@ -205,20 +277,42 @@ impl<J: Job> Run<J> {
             self.sink
                 .insert(self.processor.job().table(), &emission.rows)
                 .await?;
-            self.processor.emitted(&emission)?;
+            self.processor.emitted(&emission);
             self.stats.rows_written += emission.rows.len() as u64;
             metrics::counter!("livepulse_pipeline_rows_written_total", "job" => job)
                 .increment(emission.rows.len() as u64);
             metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job).set(watermark as f64);
         }
-        metrics::gauge!("livepulse_pipeline_pending_events", "job" => job)
-            .set(self.processor.pending_events() as f64);
-        // A failed commit only means more replay after a crash, which the
-        // idempotent sinks absorb; the next flush commits again.
-        match self.source.commit(&self.processor.lowest_pending_offsets()) {
+        metrics::gauge!("livepulse_pipeline_tracked_event_ids", "job" => job)
+            .set(self.processor.tracked_ids() as f64);
+        Ok(())
+    }
+
+    /// Saves state and offsets together, then commits the offsets (for
+    /// monitoring and for a start without the checkpoint directory).
+    async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        self.ingest().await?;
+        let id = self.store.next_id()?;
+        let checkpoint = self
+            .processor
+            .checkpoint(id, self.source.positions())
+            .await?;
+        let (panes, ids) = self.processor.checkpoint_schemas();
+        self.store.save(&checkpoint, &panes, &ids)?;
+        self.stats.checkpoints += 1;
+        self.last_checkpoint = Instant::now();
+        debug!(
+            id,
+            panes = self.processor.panes(),
+            ids = self.processor.tracked_ids(),
+            "checkpoint written"
+        );
+        // A failed commit costs only replay, which the checkpoint's offsets
+        // skip; the next checkpoint commits again.
+        match self.source.commit() {
             Ok(0) => {}
             Ok(_) => self.stats.commits += 1,
-            Err(e) => warn!(error = %e, "offset commit failed; retrying next flush"),
+            Err(e) => warn!(error = %e, "offset commit failed; retrying after the next checkpoint"),
         }
         Ok(())
     }

@@ -1,65 +1,85 @@
-//! The source- and sink-agnostic core of a pipeline: decode records, admit
-//! events into windows, and turn closed windows into rows. The Kafka loop
+//! The source- and sink-agnostic core of a pipeline: decode records, fold
+//! events into window state, and turn due windows into rows. The Kafka loop
 //! ([`super::Pipeline`]) and the replay benchmark drive the same code.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{Int64Type, UInt32Type};
-use datafusion::arrow::error::ArrowError;
 use livepulse_contract::arrow::col;
 use livepulse_sql::EventRow;
 
 use super::PipelineError;
+use super::checkpoint::{Checkpoint, Meta, SourceOffset};
 use super::decode::{DecodeError, EventDecoder, SOURCE_COLUMN};
-use super::engine::SqlEngine;
+use super::engine::IncrementalSql;
 use super::raw::event_rows;
+use super::state::{WindowState, id_schema};
 use super::watermark::Watermarks;
-use super::window::{Closing, WindowState};
+use super::window::{WindowSpec, pane_ms};
 use crate::jobs::Job;
 
-/// What [`Processor::ingest`] produced: rows for the raw events table, and
-/// what it left out of the windows.
+/// What [`Processor::ingest`] did with the events read since the last call.
 #[derive(Debug, Default)]
 pub struct Ingested {
-    /// Every first sighting of an event, windowed or late.
+    /// Rows for the raw events table: every first sighting, and every
+    /// too-late event (it was accepted, it only misses its windows).
     pub raw_rows: Vec<EventRow>,
-    /// Events dropped as repeats of an event in an open window.
+    /// Events beyond the correction horizon, for the dead-letter topic.
+    pub too_late: Vec<EventRow>,
+    /// Events dropped as repeats of an event already counted.
     pub duplicates: usize,
-    /// Events whose windows had already closed.
-    pub late: usize,
+    /// Events that corrected an already emitted window.
+    pub corrections: usize,
 }
 
-/// Rows of the windows a watermark closed. Hand it back to
-/// [`Processor::emitted`] once the rows are written.
+/// Rows of the windows a watermark closed or a correction changed. Hand it
+/// back to [`Processor::emitted`] once the rows are written.
 #[derive(Debug)]
 pub struct Emission<R> {
-    closing: Vec<Closing>,
-    /// The job's rows for every closed window.
+    watermark: i64,
+    /// The job's rows.
     pub rows: Vec<R>,
+}
+
+/// Lateness settings of a processor.
+#[derive(Debug, Clone, Copy)]
+pub struct Lateness {
+    /// The watermark trails the newest event time by this much.
+    pub allowed_ms: i64,
+    /// Emitted windows are corrected by events this late past their close.
+    pub correction_horizon_ms: i64,
+    /// A silent, caught-up partition stops holding the watermark after this.
+    pub idle_timeout: Duration,
 }
 
 /// Decoding, windowing and aggregation for one job.
 pub struct Processor<J: Job> {
     job: J,
+    windows: Vec<WindowSpec>,
     decoder: EventDecoder,
     watermarks: Watermarks,
-    windows: WindowState,
-    engine: SqlEngine,
+    state: WindowState,
+    sql: IncrementalSql,
 }
 
 impl<J: Job> Processor<J> {
-    /// A processor for `job` with the given lateness and idle timeout.
-    pub fn new(job: J, allowed_lateness_ms: i64, idle_timeout: Duration) -> Self {
-        let windows = WindowState::new(job.windows());
-        Self {
+    /// A processor for `job`; plans its SQL.
+    pub async fn new(job: J, lateness: Lateness) -> Result<Self, PipelineError> {
+        let windows = job
+            .windows()
+            .iter()
+            .map(|w| w.parse())
+            .collect::<Result<Vec<WindowSpec>, _>>()?;
+        let sql = IncrementalSql::plan(job.sql(), pane_ms(&windows)).await?;
+        Ok(Self {
+            state: WindowState::new(windows.clone(), lateness.correction_horizon_ms),
+            windows,
             job,
             decoder: EventDecoder::default(),
-            watermarks: Watermarks::new(allowed_lateness_ms, idle_timeout),
-            windows,
-            engine: SqlEngine::new(),
-        }
+            watermarks: Watermarks::new(lateness.allowed_ms, lateness.idle_timeout),
+            sql,
+        })
     }
 
     /// The job.
@@ -72,8 +92,8 @@ impl<J: Job> Processor<J> {
         self.decoder.append(value, source, offset)
     }
 
-    /// Moves what was read into the windows.
-    pub fn ingest(&mut self) -> Result<Ingested, ArrowError> {
+    /// Folds what was read into the window state.
+    pub async fn ingest(&mut self) -> Result<Ingested, PipelineError> {
         if self.decoder.is_empty() {
             return Ok(Ingested::default());
         }
@@ -91,13 +111,15 @@ impl<J: Job> Processor<J> {
                 self.watermarks.observe(*source, *ts, now);
             }
         }
-        let admitted = self.windows.admit(batch)?;
+        let admitted = self.state.admit(batch, &self.sql).await?;
+        let too_late = event_rows(&admitted.too_late)?;
         let mut raw_rows = event_rows(&admitted.fresh)?;
-        raw_rows.extend(event_rows(&admitted.late)?);
+        raw_rows.extend(too_late.iter().cloned());
         Ok(Ingested {
             raw_rows,
+            too_late,
             duplicates: admitted.duplicates,
-            late: admitted.late.num_rows(),
+            corrections: admitted.corrections,
         })
     }
 
@@ -106,36 +128,81 @@ impl<J: Job> Processor<J> {
         &mut self.watermarks
     }
 
-    /// Runs the job over every window `watermark` closes.
+    /// Rows of every window `watermark` closes, and of corrected windows.
     pub async fn close(
         &mut self,
         watermark: i64,
         emitted_ms: i64,
     ) -> Result<Emission<J::Row>, PipelineError> {
-        let closing = self.windows.closing(watermark);
+        let due = self.state.due(watermark);
         let mut rows = Vec::new();
-        for range in &closing {
-            let result = self
-                .engine
-                .run(self.job.sql(), self.windows.pending(), *range)
-                .await?;
-            rows.extend(self.job.rows(&result, range.window, emitted_ms)?);
+        for (window, result) in self.state.evaluate(&due, &self.sql).await? {
+            rows.extend(self.job.rows(&result, window, emitted_ms)?);
         }
-        Ok(Emission { closing, rows })
+        Ok(Emission { watermark, rows })
     }
 
-    /// Records that an emission was written, releasing rows no open window needs.
-    pub fn emitted(&mut self, emission: &Emission<J::Row>) -> Result<(), ArrowError> {
-        self.windows.mark_emitted(&emission.closing)
+    /// Records that an emission was written.
+    pub fn emitted(&mut self, emission: &Emission<J::Row>) {
+        self.state.emitted_at(emission.watermark);
     }
 
-    /// Events waiting in open windows.
-    pub fn pending_events(&self) -> usize {
-        self.windows.pending_rows()
+    /// Event ids held for de-duplication.
+    pub fn tracked_ids(&self) -> usize {
+        self.state.tracked_ids()
     }
 
-    /// Per partition, the lowest offset an open window still needs.
-    pub fn lowest_pending_offsets(&self) -> HashMap<u32, i64> {
-        self.windows.lowest_pending_offsets()
+    /// Panes held.
+    pub fn panes(&self) -> usize {
+        self.state.panes()
+    }
+
+    /// The window declarations, as checkpoints record them.
+    pub fn window_names(&self) -> Vec<String> {
+        self.windows.iter().map(ToString::to_string).collect()
+    }
+
+    /// A checkpoint of the state; call right after [`Self::ingest`], so
+    /// nothing read is left out, with where each source resumes.
+    pub async fn checkpoint(
+        &mut self,
+        id: u64,
+        offsets: Vec<SourceOffset>,
+    ) -> Result<Checkpoint, PipelineError> {
+        Ok(Checkpoint {
+            meta: Meta {
+                id,
+                windows: self.window_names(),
+                progress: self.state.progress().clone(),
+                watermark: self.watermarks.current(),
+                offsets,
+            },
+            panes: self.state.pane_states(&self.sql).await?,
+            ids: vec![self.state.id_batch()?],
+        })
+    }
+
+    /// Restores a checkpoint taken by [`Self::checkpoint`].
+    pub async fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), PipelineError> {
+        self.watermarks.restore(checkpoint.meta.watermark);
+        self.state
+            .restore(
+                checkpoint.meta.progress,
+                checkpoint.panes,
+                checkpoint.ids,
+                &self.sql,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Schemas of a checkpoint's pane states and id batch.
+    pub fn checkpoint_schemas(
+        &self,
+    ) -> (
+        datafusion::arrow::datatypes::SchemaRef,
+        datafusion::arrow::datatypes::SchemaRef,
+    ) {
+        (self.sql.state_schema(), id_schema())
     }
 }

@@ -72,6 +72,16 @@ impl Watermarks {
         self.partitions.remove(&source);
     }
 
+    /// The watermark as last advanced.
+    pub fn current(&self) -> Option<i64> {
+        self.current
+    }
+
+    /// Resumes from a checkpointed watermark: it never moves below it.
+    pub fn restore(&mut self, watermark: Option<i64>) {
+        self.current = watermark;
+    }
+
     /// Records an event time seen on a partition.
     pub fn observe(&mut self, source: u32, ts: i64, now: Instant) {
         let p = self

@@ -10,6 +10,8 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::runtime::crashpoint;
+
 /// Why rows were not written.
 #[derive(Debug, Error)]
 pub enum SinkError {
@@ -75,7 +77,10 @@ impl ClickHouseSink {
         T: RowOwned + RowWrite,
     {
         let mut insert = self.client.insert::<T>(table).await?;
-        for row in rows {
+        for (i, row) in rows.iter().enumerate() {
+            if i == rows.len() / 2 {
+                crashpoint::reached("clickhouse_insert");
+            }
             insert.write(row).await?;
         }
         insert.end().await

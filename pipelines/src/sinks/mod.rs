@@ -1,3 +1,4 @@
-//! Where results go.
+//! Where a pipeline's output goes.
 
 pub mod clickhouse;
+pub mod dead_letter;

@@ -11,8 +11,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::runtime::checkpoint::SourceOffset;
+
 /// How long one offset query may take; the runtime asks again later.
 const OFFSET_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long start-up metadata and committed-offset queries may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -34,6 +38,9 @@ pub struct KafkaSource {
     next_offsets: HashMap<u32, i64>,
     /// Offsets this member last committed, per source id.
     committed: HashMap<u32, i64>,
+    /// Per source id, the offset the restored checkpoint resumes at: records
+    /// below it are already in the state and are skipped.
+    resume_at: HashMap<u32, i64>,
 }
 
 impl KafkaSource {
@@ -45,6 +52,45 @@ impl KafkaSource {
     ) -> Result<Self, KafkaError> {
         let consumer = group_consumer(cfg, group_id)?;
         consumer.subscribe(topics)?;
+        Self::with(consumer, cfg)
+    }
+
+    /// Reads every partition of `topics` without joining the group's
+    /// rebalances: each partition starts at `resume` when listed there, else
+    /// at the group's committed offset, else at the beginning.
+    pub fn assign_all(
+        cfg: &KafkaConfig,
+        group_id: &str,
+        topics: &[&str],
+        resume: &[SourceOffset],
+    ) -> Result<Self, KafkaError> {
+        let consumer = group_consumer(cfg, group_id)?;
+        let mut all = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    all.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        let mut start = consumer.committed_offsets(all, METADATA_TIMEOUT)?;
+        for element in start.clone().elements() {
+            let resumed = resume
+                .iter()
+                .find(|r| r.topic == element.topic() && r.partition == element.partition());
+            let offset = match (resumed, element.offset()) {
+                (Some(r), _) => Offset::Offset(r.next),
+                (None, Offset::Offset(o)) => Offset::Offset(o),
+                (None, _) => Offset::Beginning,
+            };
+            start.set_partition_offset(element.topic(), element.partition(), offset)?;
+        }
+        consumer.assign(&start)?;
+        Self::with(consumer, cfg)
+    }
+
+    fn with(consumer: StreamConsumer, cfg: &KafkaConfig) -> Result<Self, KafkaError> {
         Ok(Self {
             consumer,
             offsets: Arc::new(offsets_client(cfg)?),
@@ -52,7 +98,42 @@ impl KafkaSource {
             partitions: Vec::new(),
             next_offsets: HashMap::new(),
             committed: HashMap::new(),
+            resume_at: HashMap::new(),
         })
+    }
+
+    /// Resumes after a checkpoint: records before its offsets are skipped
+    /// (the group's committed offsets may lag the checkpoint when the
+    /// process died between saving it and committing).
+    pub fn resume_from(&mut self, offsets: &[SourceOffset]) {
+        for o in offsets {
+            let id = self.source_id(&o.topic, o.partition);
+            self.resume_at.insert(id, o.next);
+            self.next_offsets.insert(id, o.next);
+        }
+    }
+
+    /// Whether the record at `offset` of source `id` is new to the state.
+    pub fn is_new(&self, id: u32, offset: i64) -> bool {
+        self.resume_at.get(&id).is_none_or(|r| offset >= *r)
+    }
+
+    /// Where each partition read so far resumes, for a checkpoint.
+    pub fn positions(&self) -> Vec<SourceOffset> {
+        let mut out: Vec<SourceOffset> = self
+            .next_offsets
+            .iter()
+            .map(|(id, next)| {
+                let tp = &self.partitions[*id as usize];
+                SourceOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    next: *next,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
     }
 
     /// The next record.
@@ -133,14 +214,14 @@ impl KafkaSource {
             .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= high)))
     }
 
-    /// Commits, per partition read so far, the lowest offset still needed
-    /// (`lowest_pending`) or else everything read. Offsets already committed
-    /// are not sent again; returns how many partitions were committed.
-    pub fn commit(&mut self, lowest_pending: &HashMap<u32, i64>) -> Result<usize, KafkaError> {
+    /// Commits everything read so far (call right after a checkpoint that
+    /// holds it). Offsets already committed are not sent again; returns how
+    /// many partitions were committed.
+    pub fn commit(&mut self) -> Result<usize, KafkaError> {
         let mut tpl = TopicPartitionList::new();
         let mut committing = Vec::new();
         for (id, next) in &self.next_offsets {
-            let offset = lowest_pending.get(id).copied().unwrap_or(*next);
+            let offset = *next;
             if self.committed.get(id) == Some(&offset) {
                 continue;
             }

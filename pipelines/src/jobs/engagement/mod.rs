@@ -1,5 +1,6 @@
-//! The engagement job: audience and interaction per stream, in 10 s and
-//! 1 min tumbling windows. The metric definitions live in `engagement.sql`.
+//! The engagement job: audience and interaction per stream, in 10 s
+//! tumbling windows and 1 min windows sliding every 10 s. The metric
+//! definitions live in `engagement.sql`.
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -8,7 +9,7 @@ use livepulse_sql::EngagementRow;
 
 use super::Job;
 use crate::runtime::columns::Columns;
-use crate::runtime::window::Tumbling;
+use crate::runtime::window::WindowSpec;
 
 /// The engagement job.
 #[derive(Debug, Clone, Default)]
@@ -29,8 +30,11 @@ impl Job for Engagement {
         ]
     }
 
-    fn windows(&self) -> Vec<Tumbling> {
-        vec![Tumbling::seconds(10), Tumbling::seconds(60)]
+    fn windows(&self) -> &'static [&'static str] {
+        &[
+            "tumble(interval '10 seconds')",
+            "hop(interval '10 seconds', interval '1 minute')",
+        ]
     }
 
     fn sql(&self) -> &str {
@@ -44,7 +48,7 @@ impl Job for Engagement {
     fn rows(
         &self,
         result: &[RecordBatch],
-        window: Tumbling,
+        window: WindowSpec,
         emitted_ms: i64,
     ) -> Result<Vec<EngagementRow>, ArrowError> {
         let mut rows = Vec::new();
@@ -91,8 +95,8 @@ impl Job for Engagement {
             for (i, (start, stream_id)) in starts.into_iter().zip(streams).enumerate() {
                 rows.push(EngagementRow {
                     window_start: epoch_seconds(start),
-                    window_end: epoch_seconds(start + window.width_ms),
-                    window_seconds: u32::try_from(window.width_ms / 1_000).unwrap_or(u32::MAX),
+                    window_end: epoch_seconds(start + window.width_ms()),
+                    window_seconds: u32::try_from(window.width_ms() / 1_000).unwrap_or(u32::MAX),
                     stream_id,
                     concurrent_viewers: viewers[i],
                     unique_viewers: unique[i],
