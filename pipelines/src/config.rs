@@ -53,7 +53,7 @@ impl Default for PipelineConfig {
             group_id: "livepulse-engagement".to_owned(),
             allowed_lateness_ms: 5_000,
             idle_timeout_ms: 3_000,
-            max_batch_records: 512,
+            max_batch_records: 4_096,
             flush_interval_ms: 250,
             correction_horizon_ms: 60_000,
             checkpoint_dir: PathBuf::from("checkpoints"),

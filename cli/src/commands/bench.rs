@@ -143,7 +143,7 @@ async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
         }
         // One source: a replay has no partitions to wait for.
         events += processor.read(&record.payload, 0, offset as i64)?;
-        if offset % 512 == 511 {
+        if (offset + 1) % defaults.max_batch_records == 0 {
             rows += flush(&mut processor, None).await?;
         }
     }
