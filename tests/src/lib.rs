@@ -3,4 +3,5 @@
 //! code (Polars instead of DataFusion, a whole-data-set group-by instead of
 //! watermarks and incremental windows).
 
+pub mod feed;
 pub mod oracle;

@@ -19,13 +19,11 @@ use std::time::{Duration, Instant};
 
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
-use livepulse_contract::{Event, Limits, now_ms, tables, topics};
-use livepulse_e2e::oracle;
+use livepulse_contract::{now_ms, tables, topics};
+use livepulse_e2e::{feed, oracle};
 use livepulse_embedded::testing;
-use livepulse_ingest::collector::batch::prepare;
 use livepulse_simulator::{Audience, AudienceConfig};
 use livepulse_sql::EngagementRow;
-use rdkafka::producer::FutureRecord;
 
 const TRIALS: usize = 24;
 const CRASH_POINTS: [&str; 2] = ["checkpoint", "clickhouse_insert"];
@@ -200,14 +198,10 @@ async fn crashes_lose_and_double_count_nothing() {
     };
 
     let producer = idempotent_producer(&kafka, Duration::from_secs(30)).unwrap();
-    let limits = Limits {
-        max_future_ms: i64::MAX / 4,
-        max_past_ms: i64::MAX / 4,
-    };
     let slice = events.len().div_ceil(TRIALS);
     let (mut killed, mut crash_points) = (0, Vec::new());
     for (trial, chunk) in events.chunks(slice).enumerate() {
-        produce(&producer, chunk, &limits).await;
+        feed::produce(&producer, chunk).await;
         let crash_point = (trial % 3 == 2).then(|| {
             let point = CRASH_POINTS[dice.below(2) as usize];
             format!("{point}:{}", 1 + dice.below(3))
@@ -300,32 +294,6 @@ async fn crashes_lose_and_double_count_nothing() {
         killed >= TRIALS / 2,
         "too few trials were killed from outside: {killed}"
     );
-}
-
-/// Produces `events` as the collector would: grouped per (topic, stream).
-async fn produce(
-    producer: &rdkafka::producer::FutureProducer,
-    events: &[Event<'static>],
-    limits: &Limits,
-) {
-    let elements: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| serde_json::to_vec(e).unwrap())
-        .collect();
-    for chunk in elements.chunks(200) {
-        let chunk: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        let prepared = prepare(&chunk, now_ms(), limits, 512 * 1024).unwrap();
-        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
-        let sends = prepared.records.iter().map(|r| {
-            producer.send(
-                FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
-                Duration::from_secs(30),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| e).unwrap();
-        }
-    }
 }
 
 /// Stops a job cleanly (SIGTERM), killing it if it hangs.

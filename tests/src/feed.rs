@@ -1,0 +1,39 @@
+//! Feeding events straight to the broker, encoded as the collector encodes
+//! them, for tests of the pipeline alone.
+
+use std::time::Duration;
+
+use livepulse_contract::{Event, Limits, now_ms};
+use livepulse_ingest::collector::batch::prepare;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// Produces `events` as the collector would: grouped into one record per
+/// (topic, stream) per 200 events, keyed by stream. Panics on an invalid
+/// event or a failed delivery.
+pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
+    // Test streams are generated in the past; only the shape is checked.
+    let limits = Limits {
+        max_future_ms: i64::MAX / 4,
+        max_past_ms: i64::MAX / 4,
+    };
+    let elements: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).expect("events serialize"))
+        .collect();
+    for chunk in elements.chunks(200) {
+        let chunk: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        let prepared = prepare(&chunk, now_ms(), &limits, 512 * 1024).expect("valid JSON");
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        let sends = prepared.records.iter().map(|r| {
+            producer.send(
+                FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
+                Duration::from_secs(30),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            if let Err((e, _)) = result {
+                panic!("producing to the test broker: {e}");
+            }
+        }
+    }
+}

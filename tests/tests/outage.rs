@@ -1,0 +1,157 @@
+//! ClickHouse unavailable for a minute while events keep arriving: the job
+//! must hold back (no checkpoint, so no offset moves past unwritten data),
+//! retry, catch up when the server is back, and land exactly the rows the
+//! Polars recomputation gives.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use livepulse_connectors::clickhouse::ClickHouseConfig;
+use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
+use livepulse_contract::{now_ms, tables, topics};
+use livepulse_e2e::{feed, oracle};
+use livepulse_embedded::clickhouse::LocalClickHouse;
+use livepulse_embedded::testing;
+use livepulse_pipelines::config::Assignment;
+use livepulse_pipelines::jobs::engagement::Engagement;
+use livepulse_pipelines::{Pipeline, PipelineConfig};
+use livepulse_simulator::{Audience, AudienceConfig};
+use livepulse_sql::EngagementRow;
+use tokio_util::sync::CancellationToken;
+
+const OUTAGE: Duration = Duration::from_secs(60);
+
+fn checkpoints(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn engagement_rows(clickhouse: &ClickHouseConfig) -> Vec<EngagementRow> {
+    let rows: Vec<EngagementRow> = clickhouse
+        .client()
+        .query(&format!(
+            "SELECT ?fields FROM {} FINAL ORDER BY window_seconds, stream_id, window_start",
+            tables::STREAM_ENGAGEMENT
+        ))
+        .fetch_all()
+        .await
+        .unwrap_or_default();
+    rows.into_iter()
+        .map(|row| EngagementRow {
+            emitted_ms: 0,
+            ..row
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
+    let (_broker_dir, broker) = testing::broker().await;
+    let (_clickhouse_dir, server) = testing::clickhouse().await;
+    let kafka = KafkaConfig::local(broker.bootstrap_servers());
+    ensure_topics(&kafka, &topics::ALL).await.unwrap();
+    let clickhouse = ClickHouseConfig {
+        url: server.http_url(),
+        database: "livepulse".into(),
+        user: server.writer().user.clone(),
+        password: server.writer().password.clone(),
+    };
+    livepulse_sql::migrate(&clickhouse).await.unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let config = PipelineConfig {
+        group_id: "outage".into(),
+        assignment: Assignment::All,
+        checkpoint_dir: state.path().to_owned(),
+        checkpoint_interval_ms: 500,
+        idle_timeout_ms: 1_000,
+        correction_horizon_ms: 3_600_000,
+        ..PipelineConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let pipeline = Pipeline::new(config, kafka.clone(), clickhouse.clone(), Engagement);
+    let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
+
+    let start_ms = (now_ms() - 8 * 60_000) / 60_000 * 60_000;
+    let mut audience = AudienceConfig::new(11, 6, 300, start_ms);
+    audience.duplicate_rate = 0.03;
+    audience.max_disorder_ms = 3_000;
+    let events = Audience::run_for(audience, 4 * 60_000).unwrap();
+    let mut expected = Vec::new();
+    for (width, slide) in [(10, 10), (60, 10)] {
+        expected.extend(oracle::engagement(&events, width, slide).unwrap());
+    }
+    expected.sort_by(|a, b| {
+        (a.window_seconds, &a.stream_id, a.window_start).cmp(&(
+            b.window_seconds,
+            &b.stream_id,
+            b.window_start,
+        ))
+    });
+
+    let producer = idempotent_producer(&kafka, Duration::from_secs(30)).unwrap();
+    let (first, second) = events.split_at(events.len() / 2);
+    feed::produce(&producer, first).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engagement_rows(&clickhouse).await.is_empty() {
+        assert!(Instant::now() < deadline, "no rows before the outage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (port, data_dir) = (server.http_port(), server.data_dir().to_owned());
+    server.stop().await.unwrap();
+    feed::produce(&producer, second).await;
+    // Let a checkpoint that was already past its inserts finish.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let group_dir = state.path().join("outage");
+    let before = checkpoints(&group_dir);
+    tokio::time::sleep(OUTAGE).await;
+    assert!(!pipeline.is_finished(), "the job gave up during the outage");
+    assert_eq!(
+        checkpoints(&group_dir),
+        before,
+        "no checkpoint (and so no offset commit) while ClickHouse is down"
+    );
+
+    let server = LocalClickHouse::start(&data_dir, port).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let actual = loop {
+        let rows = engagement_rows(&clickhouse).await;
+        if rows == expected || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "row count: streaming vs batch"
+    );
+    for (got, want) in actual.iter().zip(&expected) {
+        assert_eq!(got, want);
+    }
+    let distinct: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_ref()).collect();
+    let raw: u64 = clickhouse
+        .client()
+        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw,
+        distinct.len() as u64,
+        "raw events table holds each event once"
+    );
+
+    shutdown.cancel();
+    let stats = pipeline.await.unwrap().unwrap();
+    assert_eq!(stats.too_late, 0);
+    assert_eq!(stats.events, events.len() as u64);
+    server.stop().await.unwrap();
+}
