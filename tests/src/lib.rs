@@ -5,3 +5,4 @@
 
 pub mod feed;
 pub mod oracle;
+pub mod stack;

@@ -10,6 +10,21 @@ use polars::prelude::*;
 /// recomputation must agree on (everything but the emission time).
 pub type EngagementKey = (u32, u32, String);
 
+/// Every row of the engagement job as it is deployed (10 s tumbling, 1 min
+/// sliding by 10 s), sorted by (window seconds, stream, window start).
+pub fn engagement_job(events: &[Event<'_>]) -> PolarsResult<Vec<EngagementRow>> {
+    let mut rows = engagement(events, 10, 10)?;
+    rows.extend(engagement(events, 60, 10)?);
+    rows.sort_by(|a, b| {
+        (a.window_seconds, &a.stream_id, a.window_start).cmp(&(
+            b.window_seconds,
+            &b.stream_id,
+            b.window_start,
+        ))
+    });
+    Ok(rows)
+}
+
 /// Recomputes every (window, stream) row of the engagement job for windows
 /// of `width_secs` starting every `slide_secs` (equal for tumbling windows),
 /// from `events` as the collector accepted them (repeats of an `event_id`

@@ -17,11 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livepulse_connectors::clickhouse::ClickHouseConfig;
-use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
-use livepulse_contract::{now_ms, tables, topics};
-use livepulse_e2e::{feed, oracle};
-use livepulse_embedded::testing;
+use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_contract::{now_ms, tables};
+use livepulse_e2e::{feed, oracle, stack};
 use livepulse_simulator::{Audience, AudienceConfig};
 use livepulse_sql::EngagementRow;
 
@@ -135,17 +133,8 @@ async fn crashes_lose_and_double_count_nothing() {
     println!("crash harness seed {seed} (LIVEPULSE_CRASH_SEED={seed} replays it)");
     let mut dice = Dice(seed | 1);
 
-    let (_broker_dir, broker) = testing::broker().await;
-    let (_clickhouse_dir, server) = testing::clickhouse().await;
-    let kafka = KafkaConfig::local(broker.bootstrap_servers());
-    ensure_topics(&kafka, &topics::ALL).await.unwrap();
-    let clickhouse = ClickHouseConfig {
-        url: server.http_url(),
-        database: "livepulse".into(),
-        user: server.writer().user.clone(),
-        password: server.writer().password.clone(),
-    };
-    livepulse_sql::migrate(&clickhouse).await.unwrap();
+    let stack = stack::start().await;
+    let (kafka, clickhouse) = (&stack.kafka, &stack.clickhouse);
 
     // Six simulated minutes that ended four minutes ago.
     let start_ms = (now_ms() - 10 * 60_000) / 60_000 * 60_000;
@@ -153,11 +142,7 @@ async fn crashes_lose_and_double_count_nothing() {
     audience.duplicate_rate = 0.03;
     audience.max_disorder_ms = 3_000;
     let events = Audience::run_for(audience, 6 * 60_000).unwrap();
-    let mut expected = Vec::new();
-    for (width, slide) in [(10, 10), (60, 10)] {
-        expected.extend(oracle::engagement(&events, width, slide).unwrap());
-    }
-    let expected = keyed(expected);
+    let expected = keyed(oracle::engagement_job(&events).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
@@ -197,7 +182,7 @@ async fn crashes_lose_and_double_count_nothing() {
         logs: logs.clone(),
     };
 
-    let producer = idempotent_producer(&kafka, Duration::from_secs(30)).unwrap();
+    let producer = idempotent_producer(kafka, Duration::from_secs(30)).unwrap();
     let slice = events.len().div_ceil(TRIALS);
     let (mut killed, mut crash_points) = (0, Vec::new());
     for (trial, chunk) in events.chunks(slice).enumerate() {

@@ -5,11 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use livepulse_connectors::clickhouse::ClickHouseConfig;
-use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
-use livepulse_contract::{Event, now_ms, tables, topics};
-use livepulse_e2e::oracle;
-use livepulse_embedded::testing;
+use livepulse_contract::{Event, now_ms, tables};
+use livepulse_e2e::{oracle, stack};
 use livepulse_ingest::collector::{Collector, CollectorConfig, WriteKey};
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
@@ -39,17 +36,8 @@ fn invalid_events(template: &Event<'static>) -> Vec<(Event<'static>, &'static st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streaming_engagement_equals_the_batch_recomputation() {
-    let (_broker_dir, broker) = testing::broker().await;
-    let (_clickhouse_dir, server) = testing::clickhouse().await;
-    let kafka = KafkaConfig::local(broker.bootstrap_servers());
-    ensure_topics(&kafka, &topics::ALL).await.unwrap();
-    let clickhouse = ClickHouseConfig {
-        url: server.http_url(),
-        database: "livepulse".into(),
-        user: server.writer().user.clone(),
-        password: server.writer().password.clone(),
-    };
-    livepulse_sql::migrate(&clickhouse).await.unwrap();
+    let stack = stack::start().await;
+    let (kafka, clickhouse) = (stack.kafka.clone(), stack.clickhouse.clone());
 
     let shutdown = CancellationToken::new();
     let collector = Collector::new(
@@ -127,17 +115,7 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         .collect();
     assert_eq!(rejected_codes, expected_codes);
 
-    let mut expected: Vec<EngagementRow> = Vec::new();
-    for (width, slide) in [(10, 10), (60, 10)] {
-        expected.extend(oracle::engagement(&accepted, width, slide).unwrap());
-    }
-    expected.sort_by(|a, b| {
-        (a.window_seconds, &a.stream_id, a.window_start).cmp(&(
-            b.window_seconds,
-            &b.stream_id,
-            b.window_start,
-        ))
-    });
+    let expected = oracle::engagement_job(&accepted).unwrap();
 
     let client = clickhouse.client();
     let deadline = Instant::now() + Duration::from_secs(240);

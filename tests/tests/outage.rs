@@ -8,11 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use livepulse_connectors::clickhouse::ClickHouseConfig;
-use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
-use livepulse_contract::{now_ms, tables, topics};
-use livepulse_e2e::{feed, oracle};
+use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_contract::{now_ms, tables};
+use livepulse_e2e::{feed, oracle, stack};
 use livepulse_embedded::clickhouse::LocalClickHouse;
-use livepulse_embedded::testing;
 use livepulse_pipelines::config::Assignment;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
@@ -52,17 +51,13 @@ async fn engagement_rows(clickhouse: &ClickHouseConfig) -> Vec<EngagementRow> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
-    let (_broker_dir, broker) = testing::broker().await;
-    let (_clickhouse_dir, server) = testing::clickhouse().await;
-    let kafka = KafkaConfig::local(broker.bootstrap_servers());
-    ensure_topics(&kafka, &topics::ALL).await.unwrap();
-    let clickhouse = ClickHouseConfig {
-        url: server.http_url(),
-        database: "livepulse".into(),
-        user: server.writer().user.clone(),
-        password: server.writer().password.clone(),
-    };
-    livepulse_sql::migrate(&clickhouse).await.unwrap();
+    let stack::Stack {
+        kafka,
+        clickhouse,
+        server,
+        broker: _broker,
+        dirs: _dirs,
+    } = stack::start().await;
 
     let state = tempfile::tempdir().unwrap();
     let config = PipelineConfig {
@@ -83,17 +78,7 @@ async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
     audience.duplicate_rate = 0.03;
     audience.max_disorder_ms = 3_000;
     let events = Audience::run_for(audience, 4 * 60_000).unwrap();
-    let mut expected = Vec::new();
-    for (width, slide) in [(10, 10), (60, 10)] {
-        expected.extend(oracle::engagement(&events, width, slide).unwrap());
-    }
-    expected.sort_by(|a, b| {
-        (a.window_seconds, &a.stream_id, a.window_start).cmp(&(
-            b.window_seconds,
-            &b.stream_id,
-            b.window_start,
-        ))
-    });
+    let expected = oracle::engagement_job(&events).unwrap();
 
     let producer = idempotent_producer(&kafka, Duration::from_secs(30)).unwrap();
     let (first, second) = events.split_at(events.len() / 2);

@@ -1,0 +1,53 @@
+//! The real parts a pipeline test runs against: a tansu broker and a private
+//! ClickHouse 18.16 on loopback, with the project's topics and migrations.
+
+use livepulse_connectors::clickhouse::ClickHouseConfig;
+use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
+use livepulse_contract::topics;
+use livepulse_embedded::broker::LocalBroker;
+use livepulse_embedded::clickhouse::LocalClickHouse;
+use livepulse_embedded::testing;
+use tempfile::TempDir;
+
+/// A running broker and ClickHouse; both stop when this is dropped.
+pub struct Stack {
+    /// Client settings for the broker.
+    pub kafka: KafkaConfig,
+    /// Client settings for ClickHouse, as the read-write user.
+    pub clickhouse: ClickHouseConfig,
+    /// The broker.
+    pub broker: LocalBroker,
+    /// The ClickHouse server (a test may stop and restart it).
+    pub server: LocalClickHouse,
+    /// The servers' data directories.
+    pub dirs: (TempDir, TempDir),
+}
+
+/// Starts both servers, creates the topics and applies the migrations.
+///
+/// # Panics
+/// When a server cannot start or a setup step fails.
+pub async fn start() -> Stack {
+    let (broker_dir, broker) = testing::broker().await;
+    let (clickhouse_dir, server) = testing::clickhouse().await;
+    let kafka = KafkaConfig::local(broker.bootstrap_servers());
+    if let Err(e) = ensure_topics(&kafka, &topics::ALL).await {
+        panic!("creating topics: {e}");
+    }
+    let clickhouse = ClickHouseConfig {
+        url: server.http_url(),
+        database: "livepulse".into(),
+        user: server.writer().user.clone(),
+        password: server.writer().password.clone(),
+    };
+    if let Err(e) = livepulse_sql::migrate(&clickhouse).await {
+        panic!("migrating ClickHouse: {e}");
+    }
+    Stack {
+        kafka,
+        clickhouse,
+        broker,
+        server,
+        dirs: (broker_dir, clickhouse_dir),
+    }
+}
