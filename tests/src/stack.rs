@@ -3,7 +3,7 @@
 
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
-use livepulse_contract::topics;
+use livepulse_contract::{tables, topics};
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::testing;
@@ -49,5 +49,21 @@ pub async fn start() -> Stack {
         broker,
         server,
         dirs: (broker_dir, clickhouse_dir),
+    }
+}
+
+/// Events in the raw events table, each `event_id` once (`FINAL`).
+///
+/// # Panics
+/// When the query fails.
+pub async fn distinct_raw_events(clickhouse: &ClickHouseConfig) -> u64 {
+    match clickhouse
+        .client()
+        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
+        .fetch_one()
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => panic!("counting raw events: {e}"),
     }
 }

@@ -237,11 +237,7 @@ async fn crashes_lose_and_double_count_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let raw: u64 = client
-        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
-        .fetch_one()
-        .await
-        .unwrap();
+    let raw = stack::distinct_raw_events(clickhouse).await;
     stop(&mut last);
 
     let report = report(&expected, &actual);

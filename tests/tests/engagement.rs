@@ -151,11 +151,7 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
 
     let distinct: std::collections::HashSet<&str> =
         accepted.iter().map(|e| e.event_id.as_ref()).collect();
-    let raw: u64 = client
-        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
-        .fetch_one()
-        .await
-        .unwrap();
+    let raw = stack::distinct_raw_events(&clickhouse).await;
     assert_eq!(
         raw,
         distinct.len() as u64,

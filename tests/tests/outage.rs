@@ -122,12 +122,7 @@ async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
         assert_eq!(got, want);
     }
     let distinct: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_ref()).collect();
-    let raw: u64 = clickhouse
-        .client()
-        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
-        .fetch_one()
-        .await
-        .unwrap();
+    let raw = stack::distinct_raw_events(&clickhouse).await;
     assert_eq!(
         raw,
         distinct.len() as u64,
