@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::reader::FileReader;
@@ -102,10 +103,13 @@ pub struct Meta {
 pub struct Checkpoint {
     /// Metadata.
     pub meta: Meta,
-    /// Pane states, in the job's state schema.
+    /// Schema of the pane states (the job's accumulator states), which
+    /// may be saved with no pane at all.
+    pub pane_schema: SchemaRef,
+    /// Pane states.
     pub panes: Vec<RecordBatch>,
     /// Tracked event ids.
-    pub ids: Vec<RecordBatch>,
+    pub ids: RecordBatch,
 }
 
 /// The checkpoint directory of one pipeline (one consumer group).
@@ -171,10 +175,18 @@ impl CheckpointStore {
                 expected: windows.to_vec(),
             });
         }
+        let (pane_schema, panes) = read_batches(&dir.join(PANES))?;
+        let ids_path = dir.join(IDS);
+        let (id_schema, ids) = read_batches(&ids_path)?;
+        let ids = concat_batches(&id_schema, &ids).map_err(|source| CheckpointError::Arrow {
+            path: ids_path,
+            source,
+        })?;
         Ok(Some(Checkpoint {
             meta,
-            panes: read_batches(&dir.join(PANES))?,
-            ids: read_batches(&dir.join(IDS))?,
+            pane_schema,
+            panes,
+            ids,
         }))
     }
 
@@ -185,12 +197,7 @@ impl CheckpointStore {
 
     /// Writes `checkpoint` durably, then removes all but the newest
     /// [`KEEP_OLDER`] + 1 checkpoints.
-    pub fn save(
-        &self,
-        checkpoint: &Checkpoint,
-        pane_schema: &SchemaRef,
-        id_schema: &SchemaRef,
-    ) -> Result<(), CheckpointError> {
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let id = checkpoint.meta.id;
         let tmp = self.dir.join(format!("{PREFIX}{id}.tmp"));
         if tmp.exists() {
@@ -209,8 +216,9 @@ impl CheckpointStore {
             .into_inner()
             .map_err(|e| io(&meta_path)(e.into_error()))?;
         meta.sync_all().map_err(io(&meta_path))?;
-        write_batches(&tmp.join(PANES), pane_schema, &checkpoint.panes)?;
-        write_batches(&tmp.join(IDS), id_schema, &checkpoint.ids)?;
+        write_batches(&tmp.join(PANES), &checkpoint.pane_schema, &checkpoint.panes)?;
+        let ids = &checkpoint.ids;
+        write_batches(&tmp.join(IDS), &ids.schema(), std::slice::from_ref(ids))?;
         sync_dir(&tmp)?;
         crashpoint::reached("checkpoint");
         let done = self.dir.join(format!("{PREFIX}{id}"));
@@ -248,10 +256,13 @@ fn write_batches(
     out.get_ref().sync_all().map_err(io(path))
 }
 
-fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, CheckpointError> {
+fn read_batches(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), CheckpointError> {
     let file = File::open(path).map_err(io(path))?;
     FileReader::try_new(BufReader::new(file), None)
-        .and_then(|reader| reader.collect::<Result<Vec<_>, _>>())
+        .and_then(|reader| {
+            let schema = reader.schema();
+            Ok((schema, reader.collect::<Result<Vec<_>, _>>()?))
+        })
         .map_err(|source| CheckpointError::Arrow {
             path: path.to_owned(),
             source,
@@ -296,16 +307,17 @@ mod tests {
                         next: id as i64 * 10,
                     }],
                 },
+                pane_schema: id_schema(),
                 panes: vec![],
-                ids: vec![ids.clone()],
+                ids: ids.clone(),
             };
-            store.save(&checkpoint, &id_schema(), &id_schema()).unwrap();
+            store.save(&checkpoint).unwrap();
         }
         // A crash mid-write leaves a .tmp directory, which is ignored.
         fs::create_dir(store.dir().join("ckpt-4.tmp")).unwrap();
         let latest = store.latest(&windows).unwrap().unwrap();
         assert_eq!(latest.meta.offsets[0].next, 30);
-        assert_eq!(latest.ids, vec![ids]);
+        assert_eq!(latest.ids, ids);
         // Only the newest two are kept.
         let mut names: Vec<String> = fs::read_dir(store.dir())
             .unwrap()

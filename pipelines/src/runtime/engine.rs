@@ -19,8 +19,8 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -61,13 +61,9 @@ pub struct IncrementalSql {
     task: Arc<TaskContext>,
     /// The whole plan; its aggregate is swapped for the final phase.
     plan: Arc<dyn ExecutionPlan>,
-    /// What feeds the aggregate (projections, filters) down to the scan.
-    input: Arc<dyn ExecutionPlan>,
-    input_schema: SchemaRef,
-    group_by: PhysicalGroupBy,
-    aggregates: Vec<Arc<AggregateFunctionExpr>>,
-    filters: Vec<Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>>,
-    state_schema: SchemaRef,
+    /// The partial phase over the plan's own scan: a template whose scan is
+    /// swapped for each batch; its accessors give what the other phases need.
+    partial: Arc<AggregateExec>,
     window_start: usize,
 }
 
@@ -87,54 +83,32 @@ impl IncrementalSql {
              ) {job_sql}"
         );
         let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
-        let found = find_aggregate(&plan)
+        let first = find_aggregate(&plan)
             .ok_or_else(|| DataFusionError::Plan("job SQL has no GROUP BY aggregate".into()))?;
-        let first = found.clone();
-        let partial = Self::partial_with(
-            first.input(),
+        let partial = AggregateExec::try_new(
+            AggregateMode::Partial,
             first.group_expr().clone(),
             first.aggr_expr().to_vec(),
             first.filter_expr().to_vec(),
+            Arc::clone(first.input()),
             first.input_schema(),
         )?;
-        let state_schema = partial.schema();
-        let window_start = state_schema
+        let window_start = partial
+            .schema()
             .index_of(WINDOW_START)
             .map_err(|_| DataFusionError::Plan(format!("job SQL must GROUP BY {WINDOW_START}")))?;
         Ok(Self {
             task: ctx.task_ctx(),
             plan,
-            input: Arc::clone(first.input()),
-            input_schema: first.input_schema(),
-            group_by: first.group_expr().clone(),
-            aggregates: first.aggr_expr().to_vec(),
-            filters: first.filter_expr().to_vec(),
-            state_schema,
+            partial: Arc::new(partial),
             window_start,
         })
-    }
-
-    fn partial_with(
-        input: &Arc<dyn ExecutionPlan>,
-        group_by: PhysicalGroupBy,
-        aggregates: Vec<Arc<AggregateFunctionExpr>>,
-        filters: Vec<Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>>,
-        input_schema: SchemaRef,
-    ) -> Result<AggregateExec> {
-        AggregateExec::try_new(
-            AggregateMode::Partial,
-            group_by,
-            aggregates,
-            filters,
-            Arc::clone(input),
-            input_schema,
-        )
     }
 
     /// Schema of the accumulator states: the group columns, then each
     /// aggregate's state fields.
     pub fn state_schema(&self) -> SchemaRef {
-        Arc::clone(&self.state_schema)
+        self.partial.schema()
     }
 
     /// Index of [`WINDOW_START`] in [`Self::state_schema`].
@@ -145,7 +119,7 @@ impl IncrementalSql {
     /// Runs the partial phase over `batch` (in the decoded schema): one state
     /// row per (pane, group).
     pub async fn partial(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let input = Arc::clone(&self.input)
+        let input = Arc::clone(self.partial.input())
             .transform_up(|node| {
                 if !node.children().is_empty() {
                     return Ok(Transformed::no(node));
@@ -164,14 +138,11 @@ impl IncrementalSql {
                 Ok(Transformed::yes(scan))
             })?
             .data;
-        let partial = Self::partial_with(
-            &input,
-            self.group_by.clone(),
-            self.aggregates.clone(),
-            self.filters.clone(),
-            Arc::clone(&self.input_schema),
+        let partial = Arc::clone(&self.partial).replace_children(
+            vec![input],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
         )?;
-        self.run(Arc::new(partial)).await
+        self.run(partial).await
     }
 
     /// Combines states (of one pane, or any set of panes) into one state row
@@ -208,15 +179,19 @@ impl IncrementalSql {
         Ok(RecordBatch::try_new(states.schema(), columns)?)
     }
 
+    /// A phase that reads states: `PartialReduce` or `Final`. Filters were
+    /// applied by the partial phase.
     fn merge(&self, mode: AggregateMode, states: Vec<RecordBatch>) -> Result<AggregateExec> {
         let scan = MemorySourceConfig::try_new_exec(&[states], self.state_schema(), None)?;
+        let aggregates = self.partial.aggr_expr().to_vec();
+        let filters = vec![None; aggregates.len()];
         AggregateExec::try_new(
             mode,
-            self.group_by.as_final(),
-            self.aggregates.clone(),
-            vec![None; self.aggregates.len()],
+            self.partial.group_expr().as_final(),
+            aggregates,
+            filters,
             scan,
-            Arc::clone(&self.input_schema),
+            self.partial.input_schema(),
         )
     }
 

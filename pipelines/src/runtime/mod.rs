@@ -297,8 +297,7 @@ impl<J: Job> Run<J> {
             .processor
             .checkpoint(id, self.source.positions())
             .await?;
-        let (panes, ids) = self.processor.checkpoint_schemas();
-        self.store.save(&checkpoint, &panes, &ids)?;
+        self.store.save(&checkpoint)?;
         self.stats.checkpoints += 1;
         self.last_checkpoint = Instant::now();
         debug!(

@@ -14,7 +14,7 @@ use super::checkpoint::{Checkpoint, Meta, SourceOffset};
 use super::decode::{DecodeError, EventDecoder, SOURCE_COLUMN};
 use super::engine::IncrementalSql;
 use super::raw::event_rows;
-use super::state::{WindowState, id_schema};
+use super::state::WindowState;
 use super::watermark::Watermarks;
 use super::window::{WindowSpec, pane_ms};
 use crate::jobs::Job;
@@ -177,8 +177,9 @@ impl<J: Job> Processor<J> {
                 watermark: self.watermarks.current(),
                 offsets,
             },
+            pane_schema: self.sql.state_schema(),
             panes: self.state.pane_states(&self.sql).await?,
-            ids: vec![self.state.id_batch()?],
+            ids: self.state.id_batch()?,
         })
     }
 
@@ -189,20 +190,10 @@ impl<J: Job> Processor<J> {
             .restore(
                 checkpoint.meta.progress,
                 checkpoint.panes,
-                checkpoint.ids,
+                &checkpoint.ids,
                 &self.sql,
             )
             .await?;
         Ok(())
-    }
-
-    /// Schemas of a checkpoint's pane states and id batch.
-    pub fn checkpoint_schemas(
-        &self,
-    ) -> (
-        datafusion::arrow::datatypes::SchemaRef,
-        datafusion::arrow::datatypes::SchemaRef,
-    ) {
-        (self.sql.state_schema(), id_schema())
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, BooleanArray, Int64Array, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
@@ -19,7 +20,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use livepulse_contract::arrow::col;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 use super::engine::IncrementalSql;
 use super::window::{WindowSpec, pane_ms};
@@ -79,11 +79,6 @@ impl WindowState {
         }
     }
 
-    /// The pane width, ms.
-    pub fn pane_ms(&self) -> i64 {
-        self.pane_ms
-    }
-
     /// Splits `batch` (decoded schema) into fresh, duplicate and too-late
     /// rows and folds the fresh ones into their panes.
     pub async fn admit(&mut self, batch: RecordBatch, sql: &IncrementalSql) -> Result<Admitted> {
@@ -135,11 +130,7 @@ impl WindowState {
         let Some(until) = self.progress.emitted_until else {
             return false;
         };
-        self.windows.iter().any(|w| {
-            w.windows_containing(pane)
-                .first()
-                .is_some_and(|s| s + w.width_ms() <= until)
-        })
+        self.windows.iter().any(|w| w.first_end(pane) <= until)
     }
 
     /// Adds a state batch (any panes) to the panes it covers.
@@ -151,8 +142,9 @@ impl WindowState {
         let mut panes: Vec<i64> = starts.values().to_vec();
         panes.sort_unstable();
         panes.dedup();
+        let single = panes.len() == 1;
         for pane in panes {
-            let rows = if starts.len() == 1 || starts.values().iter().all(|s| *s == pane) {
+            let rows = if single {
                 states.clone()
             } else {
                 let mask: BooleanArray = starts.values().iter().map(|s| Some(*s == pane)).collect();
@@ -230,7 +222,7 @@ impl WindowState {
         let last_end = |pane: i64| {
             self.windows
                 .iter()
-                .filter_map(|w| w.windows_containing(pane).last().map(|s| s + w.width_ms()))
+                .map(|w| w.last_end(pane))
                 .max()
                 .unwrap_or(pane)
         };
@@ -299,7 +291,7 @@ impl WindowState {
         &mut self,
         progress: Progress,
         states: Vec<RecordBatch>,
-        ids: Vec<RecordBatch>,
+        ids: &RecordBatch,
         sql: &IncrementalSql,
     ) -> Result<()> {
         self.progress = progress;
@@ -307,22 +299,23 @@ impl WindowState {
         for batch in states {
             self.fold(batch, sql).await?;
         }
-        self.ids.clear();
-        for batch in ids {
-            let hi = batch.column(0).as_primitive::<UInt64Type>();
-            let lo = batch.column(1).as_primitive::<UInt64Type>();
-            let pane = batch.column(2).as_primitive::<Int64Type>();
-            for i in 0..batch.num_rows() {
-                let key = (u128::from(hi.value(i)) << 64) | u128::from(lo.value(i));
-                self.ids.insert(key, pane.value(i));
-            }
-        }
+        let hi = ids.column(0).as_primitive::<UInt64Type>();
+        let lo = ids.column(1).as_primitive::<UInt64Type>();
+        let pane = ids.column(2).as_primitive::<Int64Type>();
+        self.ids = (0..ids.num_rows())
+            .map(|i| {
+                (
+                    (u128::from(hi.value(i)) << 64) | u128::from(lo.value(i)),
+                    pane.value(i),
+                )
+            })
+            .collect();
         Ok(())
     }
 }
 
 /// Schema of [`WindowState::id_batch`].
-pub fn id_schema() -> Arc<Schema> {
+pub(crate) fn id_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("hi", DataType::UInt64, false),
         Field::new("lo", DataType::UInt64, false),
@@ -424,7 +417,7 @@ mod tests {
         let ids = state.id_batch().unwrap();
         let mut restored = WindowState::new(vec![WindowSpec::tumble_secs(10), hop], 20_000);
         restored
-            .restore(state.progress().clone(), panes, vec![ids], &sql)
+            .restore(state.progress().clone(), panes, &ids, &sql)
             .await
             .unwrap();
         assert_eq!(restored.tracked_ids(), 3);

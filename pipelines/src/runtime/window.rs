@@ -65,10 +65,24 @@ impl WindowSpec {
     /// Starts of the windows containing event time `ts`, ascending.
     pub fn windows_containing(self, ts: i64) -> Vec<i64> {
         let (slide, width) = (self.slide_ms(), self.width_ms());
-        let last = ts - ts.rem_euclid(slide);
+        let last = self.last_start(ts);
         let mut starts: Vec<i64> = (0..width / slide).map(|k| last - k * slide).collect();
         starts.reverse();
         starts
+    }
+
+    /// End of the earliest-closing window containing `ts`.
+    pub fn first_end(self, ts: i64) -> i64 {
+        self.last_start(ts) + self.slide_ms()
+    }
+
+    /// End of the latest-closing window containing `ts`.
+    pub fn last_end(self, ts: i64) -> i64 {
+        self.last_start(ts) + self.width_ms()
+    }
+
+    fn last_start(self, ts: i64) -> i64 {
+        ts - ts.rem_euclid(self.slide_ms())
     }
 
     fn validate(self) -> Result<Self, WindowSpecError> {
@@ -228,6 +242,15 @@ mod tests {
         assert_eq!(
             WindowSpec::tumble_secs(10).windows_containing(-1),
             vec![-10_000]
+        );
+        let hop = windows[1];
+        assert_eq!(
+            hop.windows_containing(20_000),
+            vec![-30_000, -15_000, 0, 15_000]
+        );
+        assert_eq!(
+            (hop.first_end(20_000), hop.last_end(20_000)),
+            (30_000, 75_000)
         );
     }
 }

@@ -73,79 +73,100 @@ impl DeadLetterSink {
         origin: Origin<'_>,
         detail: &str,
     ) -> Result<(), SinkError> {
-        let source = format!("{}/{}/{}", origin.topic, origin.partition, origin.offset);
-        self.send(payload, None, Reason::Undecodable, &source, detail)
-            .await
+        let letter = Letter {
+            payload: payload.to_vec(),
+            key: None,
+            headers: self.headers(
+                Reason::Undecodable,
+                detail,
+                &format!("{}/{}/{}", origin.topic, origin.partition, origin.offset),
+            ),
+        };
+        self.send(vec![letter], Reason::Undecodable).await
     }
 
     /// Dead-letters events beyond the correction horizon, one JSON row each
     /// (the raw events table's columns), keyed by stream.
     pub async fn too_late(&self, events: &[EventRow]) -> Result<(), SinkError> {
-        for event in events {
-            let payload = serde_json::to_vec(event).unwrap_or_default();
-            let detail = format!(
-                "event time {} ms is past the correction horizon",
-                event.ts_ms
-            );
-            self.send(
-                &payload,
-                Some(&event.stream_id),
-                Reason::TooLate,
-                "",
-                &detail,
-            )
-            .await?;
+        let letters = events
+            .iter()
+            .map(|event| Letter {
+                // Plain data: serializing cannot fail.
+                payload: serde_json::to_vec(event).unwrap_or_default(),
+                key: Some(event.stream_id.clone()),
+                headers: self.headers(
+                    Reason::TooLate,
+                    &format!(
+                        "event time {} ms is past the correction horizon",
+                        event.ts_ms
+                    ),
+                    "",
+                ),
+            })
+            .collect();
+        self.send(letters, Reason::TooLate).await
+    }
+
+    fn headers(&self, reason: Reason, detail: &str, source: &str) -> OwnedHeaders {
+        [
+            ("reason", reason.as_str()),
+            ("detail", detail),
+            ("job", self.job),
+            ("source", source),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
+    }
+
+    /// Produces every letter concurrently; retries the undelivered ones until
+    /// all are acknowledged or shutdown is requested.
+    async fn send(&self, mut letters: Vec<Letter>, reason: Reason) -> Result<(), SinkError> {
+        let mut attempts = 0;
+        while !letters.is_empty() {
+            attempts += 1;
+            let sends = letters.iter().map(|letter| {
+                let mut record = FutureRecord::to(topics::DEAD_LETTER.name)
+                    .payload(&letter.payload)
+                    .headers(letter.headers.clone());
+                if let Some(key) = &letter.key {
+                    record = record.key(key);
+                }
+                self.producer.send(record, Duration::from_secs(5))
+            });
+            let results = futures::future::join_all(sends).await;
+            let mut last = None;
+            let mut failed = Vec::new();
+            for (letter, result) in letters.into_iter().zip(results) {
+                match result {
+                    Ok(_) => metrics::counter!("livepulse_pipeline_dead_letters_total", "reason" => reason.as_str())
+                        .increment(1),
+                    Err((e, _)) => {
+                        last = Some(e.to_string());
+                        failed.push(letter);
+                    }
+                }
+            }
+            letters = failed;
+            if let Some(last) = last {
+                warn!(attempts, undelivered = letters.len(), error = %last, "dead-letter produce failed; retrying");
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Err(SinkError::Cancelled { attempts, last }),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
         }
         Ok(())
     }
+}
 
-    async fn send(
-        &self,
-        payload: &[u8],
-        key: Option<&str>,
-        reason: Reason,
-        source: &str,
-        detail: &str,
-    ) -> Result<(), SinkError> {
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason",
-                value: Some(reason.as_str()),
-            })
-            .insert(Header {
-                key: "detail",
-                value: Some(detail),
-            })
-            .insert(Header {
-                key: "job",
-                value: Some(self.job),
-            })
-            .insert(Header {
-                key: "source",
-                value: Some(source),
-            });
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut record = FutureRecord::to(topics::DEAD_LETTER.name)
-                .payload(payload)
-                .headers(headers.clone());
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            let last = match self.producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => {
-                    metrics::counter!("livepulse_pipeline_dead_letters_total", "reason" => reason.as_str())
-                        .increment(1);
-                    return Ok(());
-                }
-                Err((e, _)) => e.to_string(),
-            };
-            warn!(attempts, error = %last, "dead-letter produce failed; retrying");
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Err(SinkError::Cancelled { attempts, last }),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
+/// One record for the dead-letter topic.
+struct Letter {
+    payload: Vec<u8>,
+    key: Option<String>,
+    headers: OwnedHeaders,
 }
