@@ -3,8 +3,9 @@
 //! * [`MIGRATIONS`]: the `sql/migrations/NNNN_name.sql` files, applied in
 //!   version order by [`migrate`], which records each one (with a checksum of
 //!   its text) in `schema_migrations`.
-//! * [`EventRow`] and [`EngagementRow`]: the rows of the `events` and
-//!   `stream_engagement` tables, field for column, for the clickhouse crate.
+//! * [`EventRow`], [`EngagementRow`] and [`ViewerSessionRow`]: the rows of
+//!   the `events`, `stream_engagement` and `viewer_sessions` tables, field
+//!   for column, for the clickhouse crate.
 //! * [`QUERIES`]: the analyst query library, `sql/queries/*.sql`, with
 //!   client-side `?` parameters.
 //!
@@ -52,4 +53,4 @@ pub use migrate::{
 };
 pub use migrations::{MIGRATIONS, Migration};
 pub use queries::{AnalystQuery, QUERIES, QueryParam, query};
-pub use rows::{EngagementRow, EventRow};
+pub use rows::{EngagementRow, EventRow, ViewerSessionRow};

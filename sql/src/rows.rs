@@ -134,6 +134,40 @@ pub struct EngagementRow {
     pub emitted_ms: i64,
 }
 
+/// One row of `viewer_sessions`: one viewer's session on one stream, keyed by
+/// its first event. A row with `events == 0` retracts the session under
+/// `session_start_ms` (a late event moved its start); it carries the highest
+/// version, so it outranks every row with that key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Row, Serialize, Deserialize)]
+pub struct ViewerSessionRow {
+    /// `DateTime`: the session's first event, epoch seconds (partitions).
+    pub session_start: u32,
+    /// `String`: the stream.
+    pub stream_id: String,
+    /// `String`: the viewer.
+    pub viewer_id: String,
+    /// `Int64`: the session's first event, epoch ms.
+    pub session_start_ms: i64,
+    /// `Int64`: the session's last event, epoch ms.
+    pub last_event_ms: i64,
+    /// `UInt64`: last minus first event, ms.
+    pub duration_ms: u64,
+    /// `UInt64`: time played (sum of `played_ms`), ms.
+    pub watch_ms: u64,
+    /// `UInt64`: chat messages sent.
+    pub chat_messages: u64,
+    /// `UInt64`: chat-family events sent (messages, likes, gifts, follows, ...).
+    pub interactions: u64,
+    /// `UInt64`: value of the gifts sent, cents.
+    pub gift_value_cents: u64,
+    /// `UInt64`: events in the session; 0 for a retraction.
+    pub events: u64,
+    /// `UInt64`: the row's version; the highest wins.
+    pub version: u64,
+    /// `Int64`: when the row was emitted, epoch milliseconds.
+    pub emitted_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,12 @@
 mod common;
 
 use common::{DATABASE, insert, server};
-use livepulse_contract::tables::{self, EVENTS, SCHEMA_MIGRATIONS, STREAM_ENGAGEMENT};
+use livepulse_contract::tables::{
+    self, EVENTS, SCHEMA_MIGRATIONS, STREAM_ENGAGEMENT, VIEWER_SESSIONS,
+};
 use livepulse_sql::{
-    AppliedMigration, EngagementRow, EventRow, MIGRATIONS, MigrateError, Migration, migrate,
-    migrate_with,
+    AppliedMigration, EngagementRow, EventRow, MIGRATIONS, MigrateError, Migration,
+    ViewerSessionRow, migrate, migrate_with,
 };
 
 #[derive(Debug, PartialEq, clickhouse::Row, serde::Deserialize)]
@@ -63,18 +65,23 @@ async fn migrates_once_and_then_applies_nothing() {
                 name: "stream_engagement".into(),
                 statements: 1
             },
+            AppliedMigration {
+                version: 3,
+                name: "viewer_sessions".into(),
+                statements: 1
+            },
         ]
     );
 
     assert_eq!(
         first.to_string(),
-        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement (0 already applied)"
+        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement, 0003_viewer_sessions (0 already applied)"
     );
 
     let second = migrate(&cfg).await.unwrap();
     assert_eq!(
         second.to_string(),
-        "ClickHouse database livepulse: up to date (2 migrations applied earlier)"
+        "ClickHouse database livepulse: up to date (3 migrations applied earlier)"
     );
     assert!(second.applied.is_empty(), "{second:?}");
     assert_eq!(second.already_applied, MIGRATIONS.len());
@@ -127,6 +134,15 @@ async fn creates_exactly_the_contract_tables_with_the_row_columns() {
     let mut expected_types = vec!["DateTime", "DateTime", "UInt32", "String"];
     expected_types.extend(["UInt64"; 12]);
     expected_types.extend(["Nullable(Float64)", "UInt64", "UInt64", "Int64"]);
+    assert_eq!(types, expected_types);
+
+    let sessions = columns(&client, VIEWER_SESSIONS).await;
+    let names: Vec<&str> = sessions.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, <ViewerSessionRow as clickhouse::Row>::COLUMN_NAMES);
+    let types: Vec<&str> = sessions.iter().map(|(_, ty)| ty.as_str()).collect();
+    let mut expected_types = vec!["DateTime", "String", "String", "Int64", "Int64"];
+    expected_types.extend(["UInt64"; 7]);
+    expected_types.push("Int64");
     assert_eq!(types, expected_types);
 
     let migrations = columns(&client, SCHEMA_MIGRATIONS).await;
@@ -233,6 +249,30 @@ async fn rows_round_trip_through_the_tables() {
         .await
         .unwrap();
     assert_eq!(back, vec![window, empty]);
+
+    let session = ViewerSessionRow {
+        session_start: 1_709_287_200,
+        stream_id: "s1".into(),
+        viewer_id: "v1".into(),
+        session_start_ms: 1_709_287_200_123,
+        last_event_ms: 1_709_287_260_456,
+        duration_ms: 60_333,
+        watch_ms: 60_000,
+        chat_messages: 2,
+        interactions: 3,
+        gift_value_cents: 99,
+        events: 9,
+        version: 9,
+        emitted_ms: 1_709_287_300_000,
+    };
+    insert(&cfg, VIEWER_SESSIONS, std::slice::from_ref(&session)).await;
+    let back: Vec<ViewerSessionRow> = cfg
+        .client()
+        .query("SELECT * FROM viewer_sessions")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, vec![session]);
 }
 
 const THINGS: Migration = Migration {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use livepulse_contract::{Event, Family, Kind};
-use livepulse_sql::EngagementRow;
+use livepulse_sql::{EngagementRow, ViewerSessionRow};
 use polars::prelude::*;
 
 /// The columns of an engagement row that the streaming job and the batch
@@ -193,6 +193,138 @@ pub fn engagement(
                 version: counts[i],
                 emitted_ms: 0,
             }
+        })
+        .collect())
+}
+
+/// The session gap of the engagement job's viewer sessions.
+pub const SESSION_GAP_MS: i64 = 30_000;
+
+/// Recomputes the engagement job's viewer sessions from `events` as the
+/// collector accepted them (repeats of an `event_id` count once): per
+/// (stream, viewer), runs of events with no silence of [`SESSION_GAP_MS`] or
+/// longer. Rows come sorted by (stream, viewer, start); `emitted_ms` is 0.
+pub fn viewer_sessions(events: &[Event<'_>]) -> PolarsResult<Vec<ViewerSessionRow>> {
+    let mut seen = HashSet::new();
+    let unique: Vec<&Event<'_>> = events
+        .iter()
+        .filter(|e| e.viewer_id.is_some() && seen.insert(e.event_id.as_ref()))
+        .collect();
+    let sorted = df!(
+        "stream_id" => unique.iter().map(|e| e.stream_id.as_ref()).collect::<Vec<_>>(),
+        "viewer_id" => unique.iter().map(|e| e.viewer_id.as_deref()).collect::<Vec<_>>(),
+        "ts" => unique.iter().map(|e| e.ts).collect::<Vec<_>>(),
+        "family" => unique.iter().map(|e| e.family.map(Family::as_str)).collect::<Vec<_>>(),
+        "kind" => unique.iter().map(|e| e.event.map(Kind::as_str)).collect::<Vec<_>>(),
+        "played_ms" => unique.iter().map(|e| e.played_ms.map(u64::from)).collect::<Vec<_>>(),
+        "value_cents" => unique.iter().map(|e| e.value_cents).collect::<Vec<_>>(),
+    )?
+    .sort(
+        ["stream_id", "viewer_id", "ts"],
+        SortMultipleOptions::default(),
+    )?;
+
+    // Number the sessions: a new one starts at a new key or after a silence.
+    let (streams, viewers, ts) = (
+        sorted.column("stream_id")?.str()?,
+        sorted.column("viewer_id")?.str()?,
+        sorted.column("ts")?.i64()?,
+    );
+    let mut session = 0u64;
+    let mut numbers = Vec::with_capacity(sorted.height());
+    for i in 0..sorted.height() {
+        if i > 0
+            && (streams.get(i) != streams.get(i - 1)
+                || viewers.get(i) != viewers.get(i - 1)
+                || ts.get(i).unwrap_or(0) - ts.get(i - 1).unwrap_or(0) >= SESSION_GAP_MS)
+        {
+            session += 1;
+        }
+        numbers.push(session);
+    }
+    let mut numbered = sorted.clone();
+    numbered.with_column(Column::new("session".into(), numbers))?;
+
+    let is = |column: &str, value: &str| col(column).eq(lit(value.to_owned()));
+    let result = numbered
+        .lazy()
+        .group_by([col("session")])
+        .agg([
+            col("stream_id").first(),
+            col("viewer_id").first(),
+            col("ts").min().alias("start"),
+            col("ts").max().alias("last"),
+            col("played_ms")
+                .sum()
+                .fill_null(lit(0u64))
+                .cast(DataType::UInt64)
+                .alias("watch_ms"),
+            is("kind", "message")
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("chat_messages"),
+            is("family", "chat")
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("interactions"),
+            col("value_cents")
+                .filter(is("kind", "gift"))
+                .sum()
+                .fill_null(lit(0u64))
+                .cast(DataType::UInt64)
+                .alias("gift_value_cents"),
+            len().cast(DataType::UInt64).alias("events"),
+        ])
+        .sort(["session"], SortMultipleOptions::default())
+        .collect()?;
+
+    let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
+        Ok(result
+            .column(name)?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let i64s = |name: &str| -> PolarsResult<Vec<i64>> {
+        Ok(result
+            .column(name)?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let strings = |name: &str| -> PolarsResult<Vec<String>> {
+        Ok(result
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_owned())
+            .collect())
+    };
+    let (streams, viewers) = (strings("stream_id")?, strings("viewer_id")?);
+    let (starts, lasts) = (i64s("start")?, i64s("last")?);
+    let (watch, messages, interactions) = (
+        u64s("watch_ms")?,
+        u64s("chat_messages")?,
+        u64s("interactions")?,
+    );
+    let (value, counts) = (u64s("gift_value_cents")?, u64s("events")?);
+    Ok((0..result.height())
+        .map(|i| ViewerSessionRow {
+            session_start: u32::try_from(starts[i].div_euclid(1_000)).unwrap_or(0),
+            stream_id: streams[i].clone(),
+            viewer_id: viewers[i].clone(),
+            session_start_ms: starts[i],
+            last_event_ms: lasts[i],
+            duration_ms: u64::try_from(lasts[i] - starts[i]).unwrap_or(0),
+            watch_ms: watch[i],
+            chat_messages: messages[i],
+            interactions: interactions[i],
+            gift_value_cents: value[i],
+            events: counts[i],
+            version: counts[i],
+            emitted_ms: 0,
         })
         .collect())
 }

@@ -7,6 +7,7 @@ use livepulse_contract::{tables, topics};
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::testing;
+use livepulse_sql::ViewerSessionRow;
 use tempfile::TempDir;
 
 /// A running broker and ClickHouse; both stop when this is dropped.
@@ -66,4 +67,31 @@ pub async fn distinct_raw_events(clickhouse: &ClickHouseConfig) -> u64 {
         Ok(n) => n,
         Err(e) => panic!("counting raw events: {e}"),
     }
+}
+
+/// The live rows of the viewer sessions table (`FINAL`, retractions left
+/// out), sorted by (stream, viewer, start), with `emitted_ms` zeroed.
+///
+/// # Panics
+/// When the query fails.
+pub async fn viewer_sessions(clickhouse: &ClickHouseConfig) -> Vec<ViewerSessionRow> {
+    let rows: Vec<ViewerSessionRow> = match clickhouse
+        .client()
+        .query(&format!(
+            "SELECT ?fields FROM {} FINAL WHERE events > 0 \
+             ORDER BY stream_id, viewer_id, session_start_ms",
+            tables::VIEWER_SESSIONS
+        ))
+        .fetch_all()
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => panic!("reading viewer sessions: {e}"),
+    };
+    rows.into_iter()
+        .map(|row| ViewerSessionRow {
+            emitted_ms: 0,
+            ..row
+        })
+        .collect()
 }

@@ -7,8 +7,9 @@
 //! with `kill -9` after a random delay, the others at a crash point, i.e.
 //! between writing a checkpoint and publishing it, or half-way through a
 //! ClickHouse insert. A last clean run then drains the stream and closes
-//! every window. Every ClickHouse row is compared with the recomputation and
-//! the lost / double-counted / wrong rows are reported; all must be 0.
+//! every window and session. Every ClickHouse row (windows and viewer
+//! sessions) is compared with the recomputation and the lost /
+//! double-counted / wrong rows are reported; all must be 0.
 //!
 //! The seed is printed; set `LIVEPULSE_CRASH_SEED` to replay a run.
 
@@ -21,7 +22,7 @@ use livepulse_connectors::kafka::idempotent_producer;
 use livepulse_contract::{now_ms, tables};
 use livepulse_e2e::{feed, oracle, stack};
 use livepulse_simulator::{Audience, AudienceConfig};
-use livepulse_sql::EngagementRow;
+use livepulse_sql::{EngagementRow, ViewerSessionRow};
 
 const TRIALS: usize = 24;
 const CRASH_POINTS: [&str; 2] = ["checkpoint", "clickhouse_insert"];
@@ -90,23 +91,39 @@ struct Report {
 }
 
 type Key = (u32, String, u32);
+type SessionKey = (String, String, i64);
 
-fn report(
-    expected: &BTreeMap<Key, EngagementRow>,
-    actual: &BTreeMap<Key, EngagementRow>,
+/// Compares rows by key; `events` gives a row's event count.
+fn report<K: Ord, R: PartialEq>(
+    expected: &BTreeMap<K, R>,
+    actual: &BTreeMap<K, R>,
+    events: fn(&R) -> u64,
 ) -> Report {
     let mut r = Report::default();
     for (key, want) in expected {
         match actual.get(key) {
             None => r.lost += 1,
-            Some(got) if got.events < want.events => r.lost += 1,
-            Some(got) if got.events > want.events => r.double_counted += 1,
+            Some(got) if events(got) < events(want) => r.lost += 1,
+            Some(got) if events(got) > events(want) => r.double_counted += 1,
             Some(got) if got != want => r.wrong += 1,
             Some(_) => {}
         }
     }
     r.unexpected = actual.keys().filter(|k| !expected.contains_key(*k)).count();
     r
+}
+
+fn keyed_sessions(rows: Vec<ViewerSessionRow>) -> BTreeMap<SessionKey, ViewerSessionRow> {
+    rows.into_iter()
+        .map(|row| {
+            let key = (
+                row.stream_id.clone(),
+                row.viewer_id.clone(),
+                row.session_start_ms,
+            );
+            (key, row)
+        })
+        .collect()
 }
 
 fn keyed(rows: Vec<EngagementRow>) -> BTreeMap<Key, EngagementRow> {
@@ -143,6 +160,7 @@ async fn crashes_lose_and_double_count_nothing() {
     audience.max_disorder_ms = 3_000;
     let events = Audience::run_for(audience, 6 * 60_000).unwrap();
     let expected = keyed(oracle::engagement_job(&events).unwrap());
+    let expected_sessions = keyed_sessions(oracle::viewer_sessions(&events).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
@@ -237,24 +255,40 @@ async fn crashes_lose_and_double_count_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sessions = loop {
+        let rows = keyed_sessions(stack::viewer_sessions(clickhouse).await);
+        if rows == expected_sessions || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let raw = stack::distinct_raw_events(clickhouse).await;
     stop(&mut last);
 
-    let report = report(&expected, &actual);
+    let report_windows = report(&expected, &actual, |r| r.events);
+    let report_sessions = report(&expected_sessions, &sessions, |r| r.events);
     println!(
         "crash harness: {} trials ({killed} kill -9, {} crash points: {crash_points:?}); \
-         {} rows expected: lost {}, double-counted {}, wrong {}, unexpected {}",
+         {} window rows expected: lost {}, double-counted {}, wrong {}, unexpected {}; \
+         {} viewer sessions expected: lost {}, double-counted {}, wrong {}, unexpected {}",
         TRIALS,
         crash_points.len(),
         expected.len(),
-        report.lost,
-        report.double_counted,
-        report.wrong,
-        report.unexpected
+        report_windows.lost,
+        report_windows.double_counted,
+        report_windows.wrong,
+        report_windows.unexpected,
+        expected_sessions.len(),
+        report_sessions.lost,
+        report_sessions.double_counted,
+        report_sessions.wrong,
+        report_sessions.unexpected,
     );
     let distinct: std::collections::HashSet<&str> =
         events.iter().map(|e| e.event_id.as_ref()).collect();
-    if report != Report::default() || raw != distinct.len() as u64 {
+    let clean = report_windows == Report::default() && report_sessions == Report::default();
+    if !clean || raw != distinct.len() as u64 {
         for entry in std::fs::read_dir(&logs).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -265,7 +299,8 @@ async fn crashes_lose_and_double_count_nothing() {
             }
         }
     }
-    assert_eq!(report, Report::default(), "seed {seed}");
+    assert_eq!(report_windows, Report::default(), "windows, seed {seed}");
+    assert_eq!(report_sessions, Report::default(), "sessions, seed {seed}");
     assert_eq!(
         raw,
         distinct.len() as u64,

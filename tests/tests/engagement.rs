@@ -1,7 +1,8 @@
 //! The engagement job, end to end on real parts: a seeded synthetic audience
 //! (with duplicates, out-of-order events and some invalid ones) goes through
 //! the collector, the tansu broker, the streaming job and ClickHouse 18.16;
-//! every row in ClickHouse must equal the Polars batch recomputation.
+//! every window row and every viewer session in ClickHouse must equal the
+//! Polars batch recomputation.
 
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,26 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         assert_eq!(got, want);
     }
 
+    // Sessions close 30 s of event time after their last event, which the
+    // idle watermark (the wall clock) passed long ago.
+    let expected_sessions = oracle::viewer_sessions(&accepted).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sessions = loop {
+        let rows = stack::viewer_sessions(&clickhouse).await;
+        if rows == expected_sessions || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        sessions.len(),
+        expected_sessions.len(),
+        "session count: streaming vs batch"
+    );
+    for (got, want) in sessions.iter().zip(&expected_sessions) {
+        assert_eq!(got, want);
+    }
+
     let distinct: std::collections::HashSet<&str> =
         accepted.iter().map(|e| e.event_id.as_ref()).collect();
     let raw = stack::distinct_raw_events(&clickhouse).await;
@@ -171,4 +192,5 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         "the job read every accepted event once"
     );
     assert_eq!(stats.duplicates, (accepted.len() - distinct.len()) as u64);
+    assert_eq!(stats.late_session_updates, 0);
 }

@@ -150,7 +150,7 @@ async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
     rows += flush(&mut processor, Some(i64::MAX / 2)).await?;
     let (wall, cpu) = (wall_start.elapsed(), cpu_time()? - cpu_start);
     ensure!(
-        rows > 0 && processor.panes() == 0,
+        rows > 0 && processor.panes() == 0 && processor.session_state().is_none_or(|(n, _)| n == 0),
         "replay left windows open"
     );
     Ok(Replay { events, wall, cpu })
@@ -165,7 +165,8 @@ async fn flush(processor: &mut Processor<Engagement>, watermark: Option<i64>) ->
     };
     let emission = processor.close(watermark, 0).await?;
     processor.emitted(&emission);
-    Ok(std::hint::black_box(emission.rows).len())
+    Ok(std::hint::black_box(emission.rows).len()
+        + std::hint::black_box(emission.session_rows).len())
 }
 
 /// Produces the records holding the first `limit` events to a private broker

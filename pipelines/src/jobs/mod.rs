@@ -39,4 +39,31 @@ pub trait Job: Send + Sync + 'static {
         window: WindowSpec,
         emitted_ms: i64,
     ) -> Result<Vec<Self::Row>, ArrowError>;
+
+    /// One row of the session query, matching [`SessionQuery::table`]'s columns.
+    type SessionRow: RowOwned + RowWrite + serde::Serialize + Send + Sync;
+    /// The job's session window, if it has one.
+    fn sessions(&self) -> Option<SessionQuery>;
+    /// Converts the session query's result into rows. A result row whose
+    /// counts are all 0 retracts the session starting at its `window_start`.
+    fn session_rows(
+        &self,
+        result: &[RecordBatch],
+        emitted_ms: i64,
+    ) -> Result<Vec<Self::SessionRow>, ArrowError>;
+}
+
+/// A session window of a job: per key, runs of events without a silence of
+/// the gap, aggregated by their own SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionQuery {
+    /// `session(interval '30 seconds')`.
+    pub window: &'static str,
+    /// One `SELECT` over `window_events`, grouped by `window_start` (the
+    /// session's first event) and the session key (string columns), using
+    /// only `count`, `sum`, `min` and `max`, and computing `min(ts)` and
+    /// `max(ts)`.
+    pub sql: &'static str,
+    /// The ClickHouse table the rows land in.
+    pub table: &'static str,
 }

@@ -3,7 +3,8 @@
 //! state ends.
 //!
 //! A checkpoint is a directory `ckpt-<id>` holding `meta.json`,
-//! `panes.arrow` and `ids.arrow`. It is written as `ckpt-<id>.tmp`, every
+//! `panes.arrow`, `ids.arrow` and, for jobs with a session window,
+//! `sessions.arrow`. It is written as `ckpt-<id>.tmp`, every
 //! file and the directory are fsynced, and only then renamed into place, so
 //! a crash at any point leaves the previous checkpoint intact.
 
@@ -26,6 +27,7 @@ use super::state::Progress;
 const META: &str = "meta.json";
 const PANES: &str = "panes.arrow";
 const IDS: &str = "ids.arrow";
+const SESSIONS: &str = "sessions.arrow";
 const PREFIX: &str = "ckpt-";
 /// Checkpoints kept besides the newest, for inspection after an incident.
 const KEEP_OLDER: usize = 1;
@@ -110,6 +112,8 @@ pub struct Checkpoint {
     pub panes: Vec<RecordBatch>,
     /// Tracked event ids.
     pub ids: RecordBatch,
+    /// Open and recently emitted sessions, for jobs with a session window.
+    pub sessions: Option<RecordBatch>,
 }
 
 /// The checkpoint directory of one pipeline (one consumer group).
@@ -182,11 +186,24 @@ impl CheckpointStore {
             path: ids_path,
             source,
         })?;
+        let sessions_path = dir.join(SESSIONS);
+        let sessions = if sessions_path.exists() {
+            let (schema, batches) = read_batches(&sessions_path)?;
+            Some(
+                concat_batches(&schema, &batches).map_err(|source| CheckpointError::Arrow {
+                    path: sessions_path,
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(Some(Checkpoint {
             meta,
             pane_schema,
             panes,
             ids,
+            sessions,
         }))
     }
 
@@ -219,6 +236,13 @@ impl CheckpointStore {
         write_batches(&tmp.join(PANES), &checkpoint.pane_schema, &checkpoint.panes)?;
         let ids = &checkpoint.ids;
         write_batches(&tmp.join(IDS), &ids.schema(), std::slice::from_ref(ids))?;
+        if let Some(sessions) = &checkpoint.sessions {
+            write_batches(
+                &tmp.join(SESSIONS),
+                &sessions.schema(),
+                std::slice::from_ref(sessions),
+            )?;
+        }
         sync_dir(&tmp)?;
         crashpoint::reached("checkpoint");
         let done = self.dir.join(format!("{PREFIX}{id}"));
@@ -310,6 +334,7 @@ mod tests {
                 pane_schema: id_schema(),
                 panes: vec![],
                 ids: ids.clone(),
+                sessions: (id == 3).then(|| ids.clone()),
             };
             store.save(&checkpoint).unwrap();
         }
@@ -318,6 +343,7 @@ mod tests {
         let latest = store.latest(&windows).unwrap().unwrap();
         assert_eq!(latest.meta.offsets[0].next, 30);
         assert_eq!(latest.ids, ids);
+        assert_eq!(latest.sessions, Some(ids));
         // Only the newest two are kept.
         let mut names: Vec<String> = fs::read_dir(store.dir())
             .unwrap()

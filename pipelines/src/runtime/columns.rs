@@ -58,6 +58,12 @@ impl<'a> Columns<'a> {
             .collect()
     }
 
+    /// A nullable signed integer column.
+    pub fn opt_i64(&self, name: &str) -> Result<Vec<Option<i64>>, ArrowError> {
+        let array = self.column(name, &DataType::Int64)?;
+        Ok(array.as_primitive::<Int64Type>().iter().collect())
+    }
+
     /// A nullable float column.
     pub fn opt_f64(&self, name: &str) -> Result<Vec<Option<f64>>, ArrowError> {
         let array = self.column(name, &DataType::Float64)?;

@@ -19,6 +19,7 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -109,6 +110,22 @@ impl IncrementalSql {
     /// aggregate's state fields.
     pub fn state_schema(&self) -> SchemaRef {
         self.partial.schema()
+    }
+
+    /// The aggregates, in the order of their fields in [`Self::state_schema`]
+    /// (after the [`Self::group_columns`]), each with whether it has a
+    /// `FILTER`.
+    pub fn aggregates(&self) -> impl Iterator<Item = (&AggregateFunctionExpr, bool)> {
+        self.partial
+            .aggr_expr()
+            .iter()
+            .zip(self.partial.filter_expr())
+            .map(|(a, f)| (a.as_ref(), f.is_some()))
+    }
+
+    /// How many group columns lead [`Self::state_schema`].
+    pub fn group_columns(&self) -> usize {
+        self.partial.group_expr().expr().len()
     }
 
     /// Index of [`WINDOW_START`] in [`Self::state_schema`].

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod engine;
 pub mod processor;
 mod raw;
+pub mod session;
 pub mod state;
 pub mod watermark;
 pub mod window;
@@ -81,6 +82,10 @@ pub struct PipelineStats {
     pub too_late: u64,
     /// Result rows written.
     pub rows_written: u64,
+    /// Session rows written (sessions, corrections and retractions).
+    pub session_rows_written: u64,
+    /// Session state rows dropped as beyond the correction horizon.
+    pub late_session_updates: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
     /// Offset commits made.
@@ -277,14 +282,21 @@ impl<J: Job> Run<J> {
             self.sink
                 .insert(self.processor.job().table(), &emission.rows)
                 .await?;
+            if let Some(sessions) = self.processor.job().sessions() {
+                self.sink
+                    .insert(sessions.table, &emission.session_rows)
+                    .await?;
+            }
             self.processor.emitted(&emission);
             self.stats.rows_written += emission.rows.len() as u64;
+            self.stats.session_rows_written += emission.session_rows.len() as u64;
             metrics::counter!("livepulse_pipeline_rows_written_total", "job" => job)
                 .increment(emission.rows.len() as u64);
             metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job).set(watermark as f64);
         }
         metrics::gauge!("livepulse_pipeline_tracked_event_ids", "job" => job)
             .set(self.processor.tracked_ids() as f64);
+        self.stats.late_session_updates = self.processor.late_session_updates();
         Ok(())
     }
 

@@ -14,9 +14,10 @@ use super::checkpoint::{Checkpoint, Meta, SourceOffset};
 use super::decode::{DecodeError, EventDecoder, SOURCE_COLUMN};
 use super::engine::IncrementalSql;
 use super::raw::event_rows;
+use super::session::SessionState;
 use super::state::WindowState;
 use super::watermark::Watermarks;
-use super::window::{WindowSpec, pane_ms};
+use super::window::{SessionWindow, WindowSpec, pane_ms};
 use crate::jobs::Job;
 
 /// What [`Processor::ingest`] did with the events read since the last call.
@@ -33,13 +34,22 @@ pub struct Ingested {
     pub corrections: usize,
 }
 
+/// A job's session window: its SQL and its sessions.
+struct Sessions {
+    window: SessionWindow,
+    sql: IncrementalSql,
+    state: SessionState,
+}
+
 /// Rows of the windows a watermark closed or a correction changed. Hand it
 /// back to [`Processor::emitted`] once the rows are written.
 #[derive(Debug)]
-pub struct Emission<R> {
+pub struct Emission<R, S> {
     watermark: i64,
     /// The job's rows.
     pub rows: Vec<R>,
+    /// The job's session rows (closed, corrected and retracted sessions).
+    pub session_rows: Vec<S>,
 }
 
 /// Lateness settings of a processor.
@@ -61,6 +71,7 @@ pub struct Processor<J: Job> {
     watermarks: Watermarks,
     state: WindowState,
     sql: IncrementalSql,
+    sessions: Option<Sessions>,
 }
 
 impl<J: Job> Processor<J> {
@@ -72,7 +83,18 @@ impl<J: Job> Processor<J> {
             .map(|w| w.parse())
             .collect::<Result<Vec<WindowSpec>, _>>()?;
         let sql = IncrementalSql::plan(job.sql(), pane_ms(&windows)).await?;
+        let sessions = match job.sessions() {
+            Some(query) => {
+                let window: SessionWindow = query.window.parse()?;
+                // Panes as wide as the gap: a partial group never spans a silence.
+                let sql = IncrementalSql::plan(query.sql, window.gap_ms).await?;
+                let state = SessionState::new(&sql, window.gap_ms, lateness.correction_horizon_ms)?;
+                Some(Sessions { window, sql, state })
+            }
+            None => None,
+        };
         Ok(Self {
+            sessions,
             state: WindowState::new(windows.clone(), lateness.correction_horizon_ms),
             windows,
             job,
@@ -112,6 +134,12 @@ impl<J: Job> Processor<J> {
             }
         }
         let admitted = self.state.admit(batch, &self.sql).await?;
+        if let Some(sessions) = &mut self.sessions
+            && admitted.fresh.num_rows() > 0
+        {
+            let states = sessions.sql.partial(admitted.fresh.clone()).await?;
+            sessions.state.fold(&states)?;
+        }
         let too_late = event_rows(&admitted.too_late)?;
         let mut raw_rows = event_rows(&admitted.fresh)?;
         raw_rows.extend(too_late.iter().cloned());
@@ -133,18 +161,45 @@ impl<J: Job> Processor<J> {
         &mut self,
         watermark: i64,
         emitted_ms: i64,
-    ) -> Result<Emission<J::Row>, PipelineError> {
+    ) -> Result<Emission<J::Row, J::SessionRow>, PipelineError> {
         let due = self.state.due(watermark);
         let mut rows = Vec::new();
         for (window, result) in self.state.evaluate(&due, &self.sql).await? {
             rows.extend(self.job.rows(&result, window, emitted_ms)?);
         }
-        Ok(Emission { watermark, rows })
+        let mut session_rows = Vec::new();
+        if let Some(sessions) = &self.sessions {
+            let due = sessions.state.due(watermark)?;
+            if due.states.num_rows() > 0 {
+                let result = sessions.sql.finish(vec![due.states]).await?;
+                session_rows = self.job.session_rows(&result, emitted_ms)?;
+            }
+        }
+        Ok(Emission {
+            watermark,
+            rows,
+            session_rows,
+        })
     }
 
     /// Records that an emission was written.
-    pub fn emitted(&mut self, emission: &Emission<J::Row>) {
+    pub fn emitted(&mut self, emission: &Emission<J::Row, J::SessionRow>) {
         self.state.emitted_at(emission.watermark);
+        if let Some(sessions) = &mut self.sessions {
+            sessions.state.emitted_at(emission.watermark);
+        }
+    }
+
+    /// Sessions held, and the bytes their state takes.
+    pub fn session_state(&self) -> Option<(usize, usize)> {
+        self.sessions
+            .as_ref()
+            .map(|s| (s.state.sessions(), s.state.heap_bytes()))
+    }
+
+    /// Session state rows dropped as beyond the correction horizon.
+    pub fn late_session_updates(&self) -> u64 {
+        self.sessions.as_ref().map_or(0, |s| s.state.late_dropped())
     }
 
     /// Event ids held for de-duplication.
@@ -159,7 +214,9 @@ impl<J: Job> Processor<J> {
 
     /// The window declarations, as checkpoints record them.
     pub fn window_names(&self) -> Vec<String> {
-        self.windows.iter().map(ToString::to_string).collect()
+        let mut names: Vec<String> = self.windows.iter().map(ToString::to_string).collect();
+        names.extend(self.sessions.as_ref().map(|s| s.window.to_string()));
+        names
     }
 
     /// A checkpoint of the state; call right after [`Self::ingest`], so
@@ -180,12 +237,22 @@ impl<J: Job> Processor<J> {
             pane_schema: self.sql.state_schema(),
             panes: self.state.pane_states(&self.sql).await?,
             ids: self.state.id_batch()?,
+            sessions: self
+                .sessions
+                .as_ref()
+                .map(|s| s.state.checkpoint_batch())
+                .transpose()?,
         })
     }
 
     /// Restores a checkpoint taken by [`Self::checkpoint`].
     pub async fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), PipelineError> {
         self.watermarks.restore(checkpoint.meta.watermark);
+        if let (Some(sessions), Some(batch)) = (&mut self.sessions, &checkpoint.sessions) {
+            sessions
+                .state
+                .restore(batch, checkpoint.meta.progress.emitted_until)?;
+        }
         self.state
             .restore(
                 checkpoint.meta.progress,

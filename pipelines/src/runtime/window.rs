@@ -4,7 +4,8 @@
 //! whose width divides every window's width and slide. A batch of events
 //! updates the partial aggregates of its panes; a window is the merge of the
 //! panes it spans, so a 1 min window sliding by 10 s reads six pane states
-//! and never the raw events.
+//! and never the raw events. Session windows ([`SessionWindow`]) have no
+//! fixed bounds; `super::session` computes them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -112,9 +113,10 @@ pub fn pane_ms(windows: &[WindowSpec]) -> i64 {
 /// A window declaration that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum WindowSpecError {
-    /// Not `tumble(...)` or `hop(..., ...)` with interval literals.
+    /// Not `tumble(...)`, `hop(..., ...)` or `session(...)` with interval
+    /// literals.
     #[error(
-        "cannot read window `{0}`: expected tumble(interval 'N unit') or hop(interval 'N unit', interval 'N unit')"
+        "cannot read window `{0}`: expected tumble(interval 'N unit'), hop(interval 'N unit', interval 'N unit') or session(interval 'N unit')"
     )]
     Syntax(String),
     /// A zero or negative interval.
@@ -130,21 +132,65 @@ impl FromStr for WindowSpec {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let syntax = || WindowSpecError::Syntax(s.to_owned());
-        let (name, args) = s.trim().split_once('(').ok_or_else(syntax)?;
-        let args = args.trim().strip_suffix(')').ok_or_else(syntax)?;
-        let intervals = args
-            .split(',')
-            .map(|a| parse_interval(a).ok_or_else(syntax))
-            .collect::<Result<Vec<_>, _>>()?;
-        match (
-            name.trim().to_ascii_lowercase().as_str(),
-            intervals.as_slice(),
-        ) {
+        let (name, intervals) = parse_call(s).ok_or_else(syntax)?;
+        match (name.as_str(), intervals.as_slice()) {
             ("tumble", &[width_ms]) => Self::Tumble { width_ms }.validate(),
             ("hop", &[slide_ms, width_ms]) => Self::Hop { slide_ms, width_ms }.validate(),
             _ => Err(syntax()),
         }
     }
+}
+
+/// A session window, `session(gap)`: per key, a run of events with no
+/// silence of `gap` or longer between consecutive ones.
+///
+/// ```
+/// use livepulse_pipelines::runtime::window::SessionWindow;
+///
+/// let session: SessionWindow = "session(interval '30 seconds')".parse().unwrap();
+/// assert_eq!(session, SessionWindow { gap_ms: 30_000 });
+/// assert_eq!(session.to_string(), "session(interval '30 seconds')");
+/// assert!("tumble(interval '30 seconds')".parse::<SessionWindow>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionWindow {
+    /// The silence that ends a session, ms.
+    pub gap_ms: i64,
+}
+
+impl FromStr for SessionWindow {
+    type Err = WindowSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match parse_call(s) {
+            Some((name, intervals)) if name == "session" && intervals.len() == 1 => {
+                if intervals[0] <= 0 {
+                    return Err(WindowSpecError::NotPositive(s.trim().to_owned()));
+                }
+                Ok(Self {
+                    gap_ms: intervals[0],
+                })
+            }
+            _ => Err(WindowSpecError::Syntax(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for SessionWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session({})", interval(self.gap_ms))
+    }
+}
+
+/// `name(interval '...', ...)` as the lower-case name and the intervals in ms.
+fn parse_call(s: &str) -> Option<(String, Vec<i64>)> {
+    let (name, args) = s.trim().split_once('(')?;
+    let args = args.trim().strip_suffix(')')?;
+    let intervals = args
+        .split(',')
+        .map(parse_interval)
+        .collect::<Option<Vec<_>>>()?;
+    Some((name.trim().to_ascii_lowercase(), intervals))
 }
 
 /// `interval '10 seconds'` (also `'1 minute'`, `'500 ms'`) in ms.
@@ -169,17 +215,6 @@ fn parse_interval(arg: &str) -> Option<i64> {
 
 impl fmt::Display for WindowSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let interval = |ms: i64| {
-            let (n, unit) = if ms != 0 && ms % 60_000 == 0 {
-                (ms / 60_000, "minute")
-            } else if ms % 1_000 == 0 {
-                (ms / 1_000, "second")
-            } else {
-                return format!("interval '{ms} ms'");
-            };
-            let plural = if n == 1 { "" } else { "s" };
-            format!("interval '{n} {unit}{plural}'")
-        };
         match self {
             Self::Tumble { width_ms } => write!(f, "tumble({})", interval(*width_ms)),
             Self::Hop { slide_ms, width_ms } => {
@@ -187,6 +222,19 @@ impl fmt::Display for WindowSpec {
             }
         }
     }
+}
+
+/// An interval literal for `ms`, in the largest unit that divides it.
+fn interval(ms: i64) -> String {
+    let (n, unit) = if ms != 0 && ms % 60_000 == 0 {
+        (ms / 60_000, "minute")
+    } else if ms % 1_000 == 0 {
+        (ms / 1_000, "second")
+    } else {
+        return format!("interval '{ms} ms'");
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    format!("interval '{n} {unit}{plural}'")
 }
 
 #[cfg(test)]
@@ -223,6 +271,12 @@ mod tests {
             parse("session(interval '30 seconds')"),
             Err(WindowSpecError::Syntax(_))
         ));
+        assert_eq!(
+            "SESSION(interval '0 seconds')".parse::<SessionWindow>(),
+            Err(WindowSpecError::NotPositive(
+                "SESSION(interval '0 seconds')".into()
+            ))
+        );
         assert!(matches!(
             parse("tumble(10)"),
             Err(WindowSpecError::Syntax(_))

@@ -1,13 +1,14 @@
 //! The engagement job: audience and interaction per stream, in 10 s
-//! tumbling windows and 1 min windows sliding every 10 s. The metric
-//! definitions live in `engagement.sql`.
+//! tumbling windows and 1 min windows sliding every 10 s, and each viewer's
+//! sessions per stream (ended by 30 s of silence). The metric definitions
+//! live in `engagement.sql` and `viewer_sessions.sql`.
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::{tables, topics};
-use livepulse_sql::EngagementRow;
+use livepulse_sql::{EngagementRow, ViewerSessionRow};
 
-use super::Job;
+use super::{Job, SessionQuery};
 use crate::runtime::columns::Columns;
 use crate::runtime::window::WindowSpec;
 
@@ -43,6 +44,61 @@ impl Job for Engagement {
 
     fn table(&self) -> &'static str {
         tables::STREAM_ENGAGEMENT
+    }
+
+    type SessionRow = ViewerSessionRow;
+
+    fn sessions(&self) -> Option<SessionQuery> {
+        Some(SessionQuery {
+            window: "session(interval '30 seconds')",
+            sql: include_str!("viewer_sessions.sql"),
+            table: tables::VIEWER_SESSIONS,
+        })
+    }
+
+    fn session_rows(
+        &self,
+        result: &[RecordBatch],
+        emitted_ms: i64,
+    ) -> Result<Vec<ViewerSessionRow>, ArrowError> {
+        let mut rows = Vec::new();
+        for batch in result {
+            let c = Columns::new(batch);
+            let starts = c.i64("window_start")?;
+            let streams = c.string("stream_id")?;
+            let viewers = c.string("viewer_id")?;
+            let last_events = c.opt_i64("last_event_ms")?;
+            let [watch, messages, interactions, value, events] = [
+                "watch_ms",
+                "chat_messages",
+                "interactions",
+                "gift_value_cents",
+                "events",
+            ]
+            .map(|name| c.u64(name));
+            let (watch, messages, interactions, value, events) =
+                (watch?, messages?, interactions?, value?, events?);
+            for (i, (stream_id, viewer_id)) in streams.into_iter().zip(viewers).enumerate() {
+                let (start, last) = (starts[i], last_events[i].unwrap_or(starts[i]));
+                rows.push(ViewerSessionRow {
+                    session_start: epoch_seconds(start),
+                    stream_id,
+                    viewer_id,
+                    session_start_ms: start,
+                    last_event_ms: last,
+                    duration_ms: u64::try_from(last - start).unwrap_or(0),
+                    watch_ms: watch[i],
+                    chat_messages: messages[i],
+                    interactions: interactions[i],
+                    gift_value_cents: value[i],
+                    events: events[i],
+                    // A retraction (no events) outranks every row of its start.
+                    version: if events[i] == 0 { u64::MAX } else { events[i] },
+                    emitted_ms,
+                });
+            }
+        }
+        Ok(rows)
     }
 
     fn rows(

@@ -1,0 +1,807 @@
+//! Session windows: per key, a run of events with no silence of `gap` or
+//! longer between consecutive ones (Arroyo's `session(interval '30 seconds')`).
+//!
+//! Sessions have no fixed bounds and one is open per active viewer, so their
+//! state must be small. DataFusion's partial phase still aggregates every
+//! batch (grouped by key and by a pane as wide as the gap, so a group never
+//! spans a silence), but its accumulator states are then merged natively into
+//! one fixed-width slot per session. That limits session queries to
+//! aggregates whose states merge by addition, minimum or maximum (`count`,
+//! `sum`, `min`, `max`, with `FILTER`, without `DISTINCT`) and requires
+//! `min(ts)` and `max(ts)`, the session's bounds. A closing session's slot is
+//! turned back into a state row for DataFusion's final phase, so its output
+//! row is computed by the job's own SQL.
+//!
+//! A session closes once the watermark is `gap` past its last event. Late
+//! events merge into open sessions, and into emitted ones within the
+//! correction horizon: the session is emitted again with a higher version.
+//! When a late event moves a session's start, or joins two sessions, the
+//! row under the old start is *retracted*: it is emitted again from an empty
+//! state (every count 0), which the job writes with the highest version.
+//! Sessions restored from a checkpoint may have been emitted after it, so
+//! they are retracted the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringBuilder, UInt64Array};
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::expressions::Column;
+use livepulse_contract::arrow::col;
+
+use super::engine::IncrementalSql;
+
+/// Column of a checkpointed session batch with the slot's flags.
+const FLAGS_COLUMN: &str = "_session_flags";
+
+const EMITTED: i64 = 1 << 62;
+/// Changed since emitted: emit again.
+const DIRTY: i64 = 1 << 61;
+/// Restored from a checkpoint unemitted: it may have been emitted after it.
+const MAYBE_EMITTED: i64 = 1 << 60;
+const FLAG_BITS: i64 = EMITTED | DIRTY | MAYBE_EMITTED;
+/// The low bits of a slot's first word are its null mask.
+const MAX_STATES: usize = 60;
+/// Words before a slot's state values: flags and null mask, next slot.
+const HEADER: usize = 2;
+const NO_SLOT: i64 = -1;
+
+/// How one accumulator state field merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    Add,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StateField {
+    merge: Merge,
+    unsigned: bool,
+    /// A `count` state: 0, not null, when there were no rows.
+    count: bool,
+}
+
+/// Where a session query keeps what in its state rows.
+#[derive(Debug)]
+struct Layout {
+    window_start: usize,
+    keys: Vec<usize>,
+    /// Index of the first state field in the state schema.
+    first_state: usize,
+    states: Vec<StateField>,
+    /// State indices of `min(ts)` and `max(ts)`.
+    first_ts: usize,
+    last_ts: usize,
+}
+
+impl Layout {
+    fn of(sql: &IncrementalSql) -> Result<Self> {
+        let schema = sql.state_schema();
+        let unsupported = |what: String| {
+            DataFusionError::Plan(format!(
+                "session windows merge count, sum, min and max without DISTINCT over integers; {what}"
+            ))
+        };
+        let groups = sql.group_columns();
+        let mut keys = Vec::new();
+        for i in (0..groups).filter(|i| *i != sql.window_start_column()) {
+            if schema.field(i).data_type() != &DataType::Utf8 {
+                return Err(unsupported(format!(
+                    "key `{}` is not a string",
+                    schema.field(i).name()
+                )));
+            }
+            keys.push(i);
+        }
+        let mut states = Vec::new();
+        let (mut first_ts, mut last_ts) = (None, None);
+        for (aggregate, filtered) in sql.aggregates() {
+            let name = aggregate.fun().name().to_ascii_lowercase();
+            let merge = match name.as_str() {
+                "count" | "sum" => Merge::Add,
+                "min" => Merge::Min,
+                "max" => Merge::Max,
+                _ => return Err(unsupported(format!("`{}` is not", aggregate.name()))),
+            };
+            if aggregate.is_distinct() {
+                return Err(unsupported(format!("`{}` is DISTINCT", aggregate.name())));
+            }
+            let on_ts = !filtered
+                && matches!(aggregate.expressions().as_slice(),
+                    [arg] if arg.downcast_ref::<Column>().is_some_and(|c| c.name() == col::TS));
+            for field in aggregate.state_fields()? {
+                let unsigned = match field.data_type() {
+                    DataType::Int64 => false,
+                    DataType::UInt64 => true,
+                    other => {
+                        return Err(unsupported(format!(
+                            "`{}` keeps a {other} state",
+                            aggregate.name()
+                        )));
+                    }
+                };
+                match merge {
+                    Merge::Min if on_ts => first_ts = Some(states.len()),
+                    Merge::Max if on_ts => last_ts = Some(states.len()),
+                    _ => {}
+                }
+                states.push(StateField {
+                    merge,
+                    unsigned,
+                    count: name == "count",
+                });
+            }
+        }
+        if states.len() > MAX_STATES {
+            return Err(unsupported(format!("more than {MAX_STATES} states")));
+        }
+        let (Some(first_ts), Some(last_ts)) = (first_ts, last_ts) else {
+            return Err(DataFusionError::Plan(
+                "a session query must compute min(ts) and max(ts) without FILTER: they bound the session".into(),
+            ));
+        };
+        Ok(Self {
+            window_start: sql.window_start_column(),
+            keys,
+            first_state: groups,
+            states,
+            first_ts,
+            last_ts,
+        })
+    }
+}
+
+/// Open and recently emitted sessions of one session query.
+///
+/// Memory: one hash entry per key (its encoded key bytes and a slot index)
+/// and one slot of `2 + states` words per session, in one vector.
+pub struct SessionState {
+    gap_ms: i64,
+    horizon_ms: i64,
+    layout: Layout,
+    schema: SchemaRef,
+    /// Encoded key -> its first slot; a key's slots are chained.
+    index: HashMap<Box<[u8]>, u32>,
+    slots: Vec<i64>,
+    free: Vec<u32>,
+    /// The watermark of the last emission.
+    emitted_until: Option<i64>,
+    /// Sessions whose old start must be retracted, by key.
+    retractions: Vec<(Box<[u8]>, i64)>,
+    late_dropped: u64,
+    /// Scratch: the sessions a state row touches.
+    touching: Vec<u32>,
+}
+
+/// What [`SessionState::due`] found: sessions to (re-)emit and old starts to
+/// retract, as state rows for the final phase.
+pub struct DueSessions {
+    /// State rows of the sessions, then of the retractions (empty states).
+    pub states: RecordBatch,
+    /// How many of the rows are retractions.
+    pub retractions: usize,
+}
+
+impl SessionState {
+    /// Empty state for the session query `sql` with silence `gap_ms`,
+    /// keeping emitted sessions `horizon_ms` past their close.
+    pub fn new(sql: &IncrementalSql, gap_ms: i64, horizon_ms: i64) -> Result<Self> {
+        Ok(Self {
+            gap_ms,
+            horizon_ms,
+            layout: Layout::of(sql)?,
+            schema: sql.state_schema(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            emitted_until: None,
+            retractions: Vec::new(),
+            late_dropped: 0,
+            touching: Vec::new(),
+        })
+    }
+
+    fn stride(&self) -> usize {
+        HEADER + self.layout.states.len()
+    }
+
+    fn slot(&self, slot: u32) -> &[i64] {
+        let at = slot as usize * self.stride();
+        &self.slots[at..at + self.stride()]
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut [i64] {
+        let stride = self.stride();
+        let at = slot as usize * stride;
+        &mut self.slots[at..at + stride]
+    }
+
+    fn bounds(&self, slot: u32) -> (i64, i64) {
+        let s = self.slot(slot);
+        (
+            s[HEADER + self.layout.first_ts],
+            s[HEADER + self.layout.last_ts],
+        )
+    }
+
+    /// Folds state rows of the partial phase (any keys and panes) into
+    /// sessions. Rows too late for any kept session are counted in
+    /// [`Self::late_dropped`].
+    pub fn fold(&mut self, states: &RecordBatch) -> Result<()> {
+        self.fold_with_flags(states, None)
+    }
+
+    fn fold_with_flags(&mut self, states: &RecordBatch, flags: Option<&Int64Array>) -> Result<()> {
+        let keys: Vec<_> = self
+            .layout
+            .keys
+            .iter()
+            .map(|i| states.column(*i).as_string::<i32>())
+            .collect();
+        let columns: Vec<(ScalarBuffer<i64>, Option<NullBuffer>)> = (0..self.layout.states.len())
+            .map(|i| state_values(states.column(self.layout.first_state + i)))
+            .collect::<Result<_>>()?;
+        let mut key = Vec::new();
+        let mut row = vec![0; self.stride()];
+        for r in 0..states.num_rows() {
+            key.clear();
+            for k in &keys {
+                encode_key(&mut key, k.is_valid(r).then(|| k.value(r)));
+            }
+            let mut header = flags.map_or(0, |f| f.value(r));
+            for (i, (values, nulls)) in columns.iter().enumerate() {
+                if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
+                    header |= 1 << i;
+                    row[HEADER + i] = 0;
+                } else {
+                    row[HEADER + i] = values[r];
+                }
+            }
+            row[0] = header;
+            if flags.is_some() {
+                self.insert(&key, &row);
+            } else {
+                self.merge_row(&key, &row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges one state row into the sessions of `key`.
+    fn merge_row(&mut self, key: &[u8], row: &[i64]) {
+        let (first, last) = (
+            row[HEADER + self.layout.first_ts],
+            row[HEADER + self.layout.last_ts],
+        );
+        if self
+            .emitted_until
+            .is_some_and(|w| last + self.gap_ms + self.horizon_ms <= w)
+        {
+            self.late_dropped += 1;
+            return;
+        }
+        let mut touching = std::mem::take(&mut self.touching);
+        touching.clear();
+        touching.extend(self.chain(key).filter(|s| {
+            let (start, end) = self.bounds(*s);
+            first - end < self.gap_ms && start - last < self.gap_ms
+        }));
+        if let Some((&into, rest)) = touching.split_first() {
+            // Starts under which a row may exist: all but the merged
+            // session's are retracted.
+            let mut shown: Vec<i64> = touching
+                .iter()
+                .filter(|s| self.slot(**s)[0] & (EMITTED | MAYBE_EMITTED) != 0)
+                .map(|s| self.bounds(*s).0)
+                .collect();
+            self.merge_into(into, row);
+            for other in rest {
+                let other_row = self.slot(*other).to_vec();
+                self.merge_into(into, &other_row);
+                self.remove(key, *other);
+            }
+            let (start, _) = self.bounds(into);
+            shown.retain(|s| *s != start);
+            self.retractions
+                .extend(shown.into_iter().map(|s| (Box::from(key), s)));
+            if self.slot(into)[0] & EMITTED != 0 {
+                self.slot_mut(into)[0] |= DIRTY;
+            }
+        } else {
+            self.insert(key, row);
+        }
+        self.touching = touching;
+    }
+
+    /// Merges `row`'s states (and emission flags) into `slot`.
+    fn merge_into(&mut self, slot: u32, row: &[i64]) {
+        let states = self.layout.states.clone();
+        let target = self.slot_mut(slot);
+        target[0] |= row[0] & (EMITTED | MAYBE_EMITTED);
+        for (i, field) in states.iter().enumerate() {
+            let bit = 1 << i;
+            if row[0] & bit != 0 {
+                continue;
+            }
+            let (a, b) = (target[HEADER + i], row[HEADER + i]);
+            target[HEADER + i] = if target[0] & bit != 0 {
+                target[0] &= !bit;
+                b
+            } else {
+                merge(*field, a, b)
+            };
+        }
+    }
+
+    /// Slots of `key`'s sessions.
+    fn chain<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = u32> + 'a {
+        let mut next = self.index.get(key).map_or(NO_SLOT, |s| i64::from(*s));
+        std::iter::from_fn(move || {
+            let slot = u32::try_from(next).ok()?;
+            next = self.slot(slot)[1];
+            Some(slot)
+        })
+    }
+
+    /// A new session of `key` from `row` (header and states).
+    fn insert(&mut self, key: &[u8], row: &[i64]) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot =
+                    u32::try_from(self.slots.len() / self.stride()).expect("< 2^32 sessions");
+                self.slots.resize(self.slots.len() + self.stride(), 0);
+                slot
+            }
+        };
+        let head = self.index.get(key).map_or(NO_SLOT, |s| i64::from(*s));
+        let target = self.slot_mut(slot);
+        target.copy_from_slice(row);
+        target[1] = head;
+        match self.index.get_mut(key) {
+            Some(first) => *first = slot,
+            None => {
+                self.index.insert(key.into(), slot);
+            }
+        }
+    }
+
+    /// Unlinks and frees `slot` from `key`'s chain.
+    fn remove(&mut self, key: &[u8], slot: u32) {
+        let next = self.slot(slot)[1];
+        let previous = self
+            .chain(key)
+            .find(|s| self.slot(*s)[1] == i64::from(slot));
+        match previous {
+            Some(p) => self.slot_mut(p)[1] = next,
+            None => match u32::try_from(next) {
+                Ok(next) => {
+                    self.index.insert(key.into(), next);
+                }
+                Err(_) => {
+                    self.index.remove(key);
+                }
+            },
+        }
+        self.slot_mut(slot).fill(0);
+        self.free.push(slot);
+    }
+
+    /// Sessions the watermark closes for the first time, closed ones
+    /// corrected since, and retractions, as state rows. Call
+    /// [`Self::emitted_at`] once their rows are written.
+    pub fn due(&self, watermark: i64) -> Result<DueSessions> {
+        let mut picked: Vec<(&[u8], Vec<i64>)> = Vec::new();
+        for key in self.index.keys() {
+            for slot in self.chain(key) {
+                let s = self.slot(slot);
+                let pending = s[0] & EMITTED == 0 || s[0] & DIRTY != 0;
+                if pending && self.closed(slot, watermark) {
+                    picked.push((key, s.to_vec()));
+                }
+            }
+        }
+        let retractions = self.retractions.len();
+        for (key, start) in &self.retractions {
+            picked.push((key, self.empty_row(*start)));
+        }
+        Ok(DueSessions {
+            states: self.state_batch(&picked, None)?,
+            retractions,
+        })
+    }
+
+    fn closed(&self, slot: u32, watermark: i64) -> bool {
+        self.bounds(slot).1 + self.gap_ms <= watermark
+    }
+
+    /// The state row of no events at `start`: counts 0, other states null.
+    fn empty_row(&self, start: i64) -> Vec<i64> {
+        let mut row = vec![0; self.stride()];
+        for (i, field) in self.layout.states.iter().enumerate() {
+            if !field.count {
+                row[0] |= 1 << i;
+            }
+        }
+        // The window start column reads it; the state itself stays null.
+        row[HEADER + self.layout.first_ts] = start;
+        row
+    }
+
+    /// Records that what [`Self::due`] returned at `watermark` was written,
+    /// and drops sessions closed longer ago than the correction horizon.
+    pub fn emitted_at(&mut self, watermark: i64) {
+        let until = self.emitted_until.map_or(watermark, |u| u.max(watermark));
+        self.emitted_until = Some(until);
+        self.retractions.clear();
+        let (stride, last_ts) = (self.stride(), HEADER + self.layout.last_ts);
+        let (gap, horizon) = (self.gap_ms, self.horizon_ms);
+        let (slots, free) = (&mut self.slots, &mut self.free);
+        self.index.retain(|_, head| {
+            let (mut kept_head, mut previous) = (NO_SLOT, None::<usize>);
+            let mut current = i64::from(*head);
+            while let Ok(slot) = usize::try_from(current) {
+                let at = slot * stride;
+                let next = slots[at + 1];
+                let last = slots[at + last_ts];
+                if last + gap <= until {
+                    slots[at] = (slots[at] | EMITTED) & !(DIRTY | MAYBE_EMITTED);
+                }
+                if last + gap + horizon <= until {
+                    slots[at..at + stride].fill(0);
+                    free.push(u32::try_from(slot).expect("slot index"));
+                    if let Some(p) = previous {
+                        slots[p + 1] = next;
+                    }
+                } else {
+                    if previous.is_none() {
+                        kept_head = current;
+                    }
+                    previous = Some(at);
+                }
+                current = next;
+            }
+            match u32::try_from(kept_head) {
+                Ok(slot) => {
+                    *head = slot;
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+    }
+
+    /// Every kept session as state rows with a flags column, for checkpoints.
+    pub fn checkpoint_batch(&self) -> Result<RecordBatch> {
+        let rows: Vec<(&[u8], Vec<i64>)> = self
+            .index
+            .keys()
+            .flat_map(|key| self.chain(key).map(move |s| (key.as_ref(), s)))
+            .map(|(key, slot)| (key, self.slot(slot).to_vec()))
+            .collect();
+        self.state_batch(&rows, Some(FLAGS_COLUMN))
+    }
+
+    /// Restores [`Self::checkpoint_batch`] and the emission watermark. Every
+    /// unemitted session may have been emitted after the checkpoint.
+    pub fn restore(&mut self, batch: &RecordBatch, emitted_until: Option<i64>) -> Result<()> {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.retractions.clear();
+        self.emitted_until = emitted_until;
+        let flags = batch
+            .column_by_name(FLAGS_COLUMN)
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("session checkpoint lacks {FLAGS_COLUMN}"))
+            })?
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|f| {
+                let f = f.unwrap_or(0) & FLAG_BITS;
+                if f & EMITTED == 0 {
+                    f | MAYBE_EMITTED
+                } else {
+                    f
+                }
+            })
+            .collect::<Int64Array>();
+        self.fold_with_flags(batch, Some(&flags))
+    }
+
+    /// The schema of [`Self::checkpoint_batch`].
+    pub fn checkpoint_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(FLAGS_COLUMN, DataType::Int64, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Sessions held (open and within the correction horizon).
+    pub fn sessions(&self) -> usize {
+        self.slots.len() / self.stride() - self.free.len()
+    }
+
+    /// State rows dropped because every session they could belong to was
+    /// beyond the correction horizon.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped
+    }
+
+    /// Bytes of memory the state holds: hash table, key bytes and slots.
+    pub fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Box<[u8]>, u32)>() + 1;
+        self.index.capacity() * entry
+            + self.index.keys().map(|k| k.len()).sum::<usize>()
+            + self.slots.capacity() * 8
+            + self.free.capacity() * 4
+    }
+
+    /// State rows (group columns, then states) from slots; the window start
+    /// is the session's first event. With `flags`, a flags column follows.
+    fn state_batch(&self, rows: &[(&[u8], Vec<i64>)], flags: Option<&str>) -> Result<RecordBatch> {
+        let layout = &self.layout;
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; layout.first_state];
+        columns[layout.window_start] = Some(Arc::new(
+            rows.iter()
+                .map(|(_, r)| r[HEADER + layout.first_ts])
+                .collect::<Int64Array>(),
+        ));
+        let mut keys: Vec<StringBuilder> =
+            layout.keys.iter().map(|_| StringBuilder::new()).collect();
+        for (key, _) in rows {
+            let mut rest = *key;
+            for builder in &mut keys {
+                builder.append_option(decode_key(&mut rest));
+            }
+        }
+        for (i, mut builder) in layout.keys.iter().zip(keys) {
+            columns[*i] = Some(Arc::new(builder.finish()));
+        }
+        let mut columns: Vec<ArrayRef> = columns
+            .into_iter()
+            .map(|c| c.expect("every group column"))
+            .collect();
+        for (i, field) in layout.states.iter().enumerate() {
+            let values = rows
+                .iter()
+                .map(|(_, r)| (r[0] & (1 << i) == 0).then_some(r[HEADER + i]));
+            columns.push(if field.unsigned {
+                Arc::new(values.map(|v| v.map(|v| v as u64)).collect::<UInt64Array>())
+            } else {
+                Arc::new(values.collect::<Int64Array>())
+            });
+        }
+        let schema = match flags {
+            Some(_) => {
+                columns.push(Arc::new(
+                    rows.iter()
+                        .map(|(_, r)| r[0] & FLAG_BITS)
+                        .collect::<Int64Array>(),
+                ));
+                self.checkpoint_schema()
+            }
+            None => Arc::clone(&self.schema),
+        };
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// Merges state `b` into `a`.
+fn merge(field: StateField, a: i64, b: i64) -> i64 {
+    match (field.merge, field.unsigned) {
+        (Merge::Add, _) => a.wrapping_add(b),
+        (Merge::Min, false) => a.min(b),
+        (Merge::Max, false) => a.max(b),
+        (Merge::Min, true) => (a as u64).min(b as u64) as i64,
+        (Merge::Max, true) => (a as u64).max(b as u64) as i64,
+    }
+}
+
+/// A state column's values as 64-bit words (unsigned ones reinterpreted,
+/// bit for bit).
+fn state_values(array: &ArrayRef) -> Result<(ScalarBuffer<i64>, Option<NullBuffer>)> {
+    if !matches!(array.data_type(), DataType::Int64 | DataType::UInt64) {
+        return Err(DataFusionError::Internal(format!(
+            "session state column of type {}",
+            array.data_type()
+        )));
+    }
+    let data = array.to_data();
+    let values = ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
+    Ok((values, array.nulls().cloned()))
+}
+
+/// Appends a nullable key part: a null flag, then a length-prefixed string.
+fn encode_key(out: &mut Vec<u8>, part: Option<&str>) {
+    match part {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+/// Reads back one part written by [`encode_key`], advancing `rest`.
+fn decode_key<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+    let (flag, tail) = rest.split_first()?;
+    *rest = tail;
+    if *flag == 0 {
+        return None;
+    }
+    let (len, tail) = rest.split_at(4);
+    let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+    let (text, tail) = tail.split_at(len);
+    *rest = tail;
+    std::str::from_utf8(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::runtime::decode::EventDecoder;
+
+    const GAP: i64 = 30_000;
+    const SQL: &str = "SELECT window_start, viewer_id, min(ts) AS first_ms, max(ts) AS last_ms, \
+                       count(*) AS n, sum(played_ms) AS played \
+                       FROM window_events GROUP BY window_start, viewer_id";
+
+    fn batch(events: &[(u32, &str, i64)]) -> RecordBatch {
+        let mut d = EventDecoder::default();
+        for (id, viewer, ts) in events {
+            let record = format!(
+                r#"{{"schema_version":1,"received_ms":0,"events":[{{"event_id":"00000000-0000-4000-8000-{id:012}",
+                "ts":{ts},"stream_id":"s","type":"player","event":"heartbeat","session_id":"p","viewer_id":"{viewer}","played_ms":1}}]}}"#
+            );
+            d.append(record.as_bytes(), 0, 0).unwrap();
+        }
+        d.finish().unwrap()
+    }
+
+    struct Fixture {
+        sql: IncrementalSql,
+        state: SessionState,
+    }
+
+    impl Fixture {
+        async fn new(horizon_ms: i64) -> Self {
+            let sql = IncrementalSql::plan(SQL, GAP).await.unwrap();
+            let state = SessionState::new(&sql, GAP, horizon_ms).unwrap();
+            Self { sql, state }
+        }
+
+        async fn add(&mut self, events: &[(u32, &str, i64)]) {
+            let states = self.sql.partial(batch(events)).await.unwrap();
+            self.state.fold(&states).unwrap();
+        }
+
+        /// (viewer, start, last, n) of what `watermark` emits, sorted; then
+        /// marks it written.
+        async fn emit(&mut self, watermark: i64) -> Vec<(String, i64, Option<i64>, i64)> {
+            let due = self.state.due(watermark).unwrap();
+            let mut out = Vec::new();
+            if due.states.num_rows() > 0 {
+                for b in self.sql.finish(vec![due.states]).await.unwrap() {
+                    let start = b.column(0).as_primitive::<Int64Type>();
+                    let viewer = b.column(1).as_string::<i32>();
+                    let last = b.column(3).as_primitive::<Int64Type>();
+                    let n = b.column(4).as_primitive::<Int64Type>();
+                    for i in 0..b.num_rows() {
+                        let last = last.is_valid(i).then(|| last.value(i));
+                        out.push((viewer.value(i).to_owned(), start.value(i), last, n.value(i)));
+                    }
+                }
+            }
+            out.sort();
+            self.state.emitted_at(watermark);
+            out
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_split_on_silence_and_close_a_gap_after_their_last_event() {
+        let mut f = Fixture::new(60_000).await;
+        // a: 0, 10 s, 39.999 s (within the gap), then 70 s (a silence of 30 s).
+        f.add(&[(1, "a", 0), (2, "a", 10_000), (3, "b", 5_000)])
+            .await;
+        f.add(&[(4, "a", 39_999), (5, "a", 70_000)]).await;
+        assert_eq!(f.state.sessions(), 3);
+        assert_eq!(f.emit(34_999).await, vec![]);
+        assert_eq!(
+            f.emit(35_000).await,
+            vec![("b".into(), 5_000, Some(5_000), 1)]
+        );
+        assert_eq!(f.emit(69_998).await, vec![]);
+        assert_eq!(f.emit(69_999).await, vec![("a".into(), 0, Some(39_999), 3)]);
+        assert_eq!(f.emit(99_999).await, vec![]);
+        assert_eq!(
+            f.emit(100_000).await,
+            vec![("a".into(), 70_000, Some(70_000), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn late_events_correct_emitted_sessions_and_retract_moved_starts() {
+        let mut f = Fixture::new(60_000).await;
+        f.add(&[(1, "a", 10_000), (2, "a", 20_000), (3, "a", 60_000)])
+            .await;
+        assert_eq!(
+            f.emit(55_000).await,
+            vec![("a".into(), 10_000, Some(20_000), 2)]
+        );
+        // Within the session: re-emitted with more events.
+        f.add(&[(4, "a", 15_000)]).await;
+        assert_eq!(
+            f.emit(55_000).await,
+            vec![("a".into(), 10_000, Some(20_000), 3)]
+        );
+        // Before its start: the row under 10 s is retracted (no events).
+        f.add(&[(5, "a", 1_000)]).await;
+        assert_eq!(
+            f.emit(55_000).await,
+            vec![
+                ("a".into(), 1_000, Some(20_000), 4),
+                ("a".into(), 10_000, None, 0)
+            ]
+        );
+        // Bridging the emitted session and the open one at 60 s joins them.
+        f.add(&[(6, "a", 40_000)]).await;
+        assert_eq!(f.emit(89_999).await, vec![]);
+        assert_eq!(
+            f.emit(90_000).await,
+            vec![("a".into(), 1_000, Some(60_000), 6)]
+        );
+        // Beyond the horizon (closed at 90 s, kept until 150 s): dropped.
+        assert_eq!(f.emit(150_000).await, vec![]);
+        assert_eq!(f.state.sessions(), 0);
+        f.add(&[(7, "a", 59_000)]).await;
+        assert_eq!((f.state.sessions(), f.state.late_dropped()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn restored_sessions_retract_starts_they_may_have_emitted() {
+        let mut f = Fixture::new(60_000).await;
+        f.add(&[(1, "a", 10_000), (2, "b", 10_000)]).await;
+        let saved = f.state.checkpoint_batch().unwrap();
+        let mut g = Fixture::new(60_000).await;
+        g.state.restore(&saved, None).unwrap();
+        assert_eq!(g.state.sessions(), 2);
+        // The first run may have emitted a's session at 10 s before it died.
+        g.add(&[(3, "a", 5_000), (4, "b", 12_000)]).await;
+        assert_eq!(
+            g.emit(50_000).await,
+            vec![
+                ("a".into(), 5_000, Some(10_000), 2),
+                ("a".into(), 10_000, None, 0),
+                ("b".into(), 10_000, Some(12_000), 2),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_aggregates_that_do_not_merge_in_constant_space() {
+        let distinct = "SELECT window_start, viewer_id, min(ts), max(ts), \
+                        count(DISTINCT stream_id), count(DISTINCT session_id) \
+                        FROM window_events GROUP BY window_start, viewer_id";
+        let sql = IncrementalSql::plan(distinct, GAP).await.unwrap();
+        let err = SessionState::new(&sql, GAP, 0).err().unwrap().to_string();
+        assert!(err.contains("is DISTINCT"), "{err}");
+        let unbounded = "SELECT window_start, viewer_id, count(*) FROM window_events GROUP BY window_start, viewer_id";
+        let sql = IncrementalSql::plan(unbounded, GAP).await.unwrap();
+        let err = SessionState::new(&sql, GAP, 0).err().unwrap().to_string();
+        assert!(err.contains("min(ts) and max(ts)"), "{err}");
+    }
+}
