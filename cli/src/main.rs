@@ -11,6 +11,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 
+// The pipeline allocates many small Arrow buffers and strings per batch;
+// mimalloc spends far less time on them than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time analytics for live streaming: collector, streaming jobs,
 /// ClickHouse, and an all-in-one local mode.
 #[derive(Debug, Parser)]

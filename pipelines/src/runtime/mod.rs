@@ -294,8 +294,11 @@ impl<J: Job> Run<J> {
                 .increment(emission.rows.len() as u64);
             metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job).set(watermark as f64);
         }
+        let memory = self.processor.memory();
         metrics::gauge!("livepulse_pipeline_tracked_event_ids", "job" => job)
-            .set(self.processor.tracked_ids() as f64);
+            .set(memory.event_ids as f64);
+        metrics::gauge!("livepulse_pipeline_open_sessions", "job" => job)
+            .set(memory.sessions as f64);
         self.stats.late_session_updates = self.processor.late_session_updates();
         Ok(())
     }
@@ -314,8 +317,7 @@ impl<J: Job> Run<J> {
         self.last_checkpoint = Instant::now();
         debug!(
             id,
-            panes = self.processor.panes(),
-            ids = self.processor.tracked_ids(),
+            memory = ?self.processor.memory(),
             "checkpoint written"
         );
         // A failed commit costs only replay, which the checkpoint's offsets

@@ -34,6 +34,23 @@ pub struct Ingested {
     pub corrections: usize,
 }
 
+/// What a processor's state holds, and the bytes each part takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateMemory {
+    /// Open and recently closed sessions.
+    pub sessions: usize,
+    /// Bytes of the session state.
+    pub session_bytes: usize,
+    /// Event ids kept for de-duplication.
+    pub event_ids: usize,
+    /// Bytes of the de-duplication ids.
+    pub event_id_bytes: usize,
+    /// Panes kept.
+    pub panes: usize,
+    /// Bytes of the pane states.
+    pub pane_bytes: usize,
+}
+
 /// A job's session window: its SQL and its sessions.
 struct Sessions {
     window: SessionWindow,
@@ -190,26 +207,22 @@ impl<J: Job> Processor<J> {
         }
     }
 
-    /// Sessions held, and the bytes their state takes.
-    pub fn session_state(&self) -> Option<(usize, usize)> {
-        self.sessions
-            .as_ref()
-            .map(|s| (s.state.sessions(), s.state.heap_bytes()))
+    /// What the state holds and the bytes it takes.
+    pub fn memory(&self) -> StateMemory {
+        let sessions = self.sessions.as_ref().map(|s| &s.state);
+        StateMemory {
+            sessions: sessions.map_or(0, SessionState::sessions),
+            session_bytes: sessions.map_or(0, SessionState::heap_bytes),
+            event_ids: self.state.tracked_ids(),
+            event_id_bytes: self.state.id_bytes(),
+            panes: self.state.panes(),
+            pane_bytes: self.state.pane_bytes(),
+        }
     }
 
     /// Session state rows dropped as beyond the correction horizon.
     pub fn late_session_updates(&self) -> u64 {
         self.sessions.as_ref().map_or(0, |s| s.state.late_dropped())
-    }
-
-    /// Event ids held for de-duplication.
-    pub fn tracked_ids(&self) -> usize {
-        self.state.tracked_ids()
-    }
-
-    /// Panes held.
-    pub fn panes(&self) -> usize {
-        self.state.panes()
     }
 
     /// The window declarations, as checkpoints record them.

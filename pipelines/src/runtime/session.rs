@@ -175,6 +175,10 @@ pub struct SessionState {
     late_dropped: u64,
     /// Scratch: the sessions a state row touches.
     touching: Vec<u32>,
+    /// No session waiting to be emitted closes before this watermark, and
+    /// none expires before `next_expiry`: until then nothing is scanned.
+    next_close: i64,
+    next_expiry: i64,
 }
 
 /// What [`SessionState::due`] found: sessions to (re-)emit and old starts to
@@ -202,6 +206,8 @@ impl SessionState {
             retractions: Vec::new(),
             late_dropped: 0,
             touching: Vec::new(),
+            next_close: i64::MAX,
+            next_expiry: i64::MAX,
         })
     }
 
@@ -264,6 +270,7 @@ impl SessionState {
             row[0] = header;
             if flags.is_some() {
                 self.insert(&key, &row);
+                self.pending(row[HEADER + self.layout.last_ts]);
             } else {
                 self.merge_row(&key, &row);
             }
@@ -311,10 +318,18 @@ impl SessionState {
             if self.slot(into)[0] & EMITTED != 0 {
                 self.slot_mut(into)[0] |= DIRTY;
             }
+            self.pending(self.bounds(into).1);
         } else {
             self.insert(key, row);
+            self.pending(last);
         }
         self.touching = touching;
+    }
+
+    /// Notes a session waiting to be emitted whose last event is `last`.
+    fn pending(&mut self, last: i64) {
+        self.next_close = self.next_close.min(last + self.gap_ms);
+        self.next_expiry = self.next_expiry.min(last + self.gap_ms + self.horizon_ms);
     }
 
     /// Merges `row`'s states (and emission flags) into `slot`.
@@ -396,7 +411,8 @@ impl SessionState {
     /// [`Self::emitted_at`] once their rows are written.
     pub fn due(&self, watermark: i64) -> Result<DueSessions> {
         let mut picked: Vec<(&[u8], Vec<i64>)> = Vec::new();
-        for key in self.index.keys() {
+        let scan = watermark >= self.next_close;
+        for key in self.index.keys().filter(|_| scan) {
             for slot in self.chain(key) {
                 let s = self.slot(slot);
                 let pending = s[0] & EMITTED == 0 || s[0] & DIRTY != 0;
@@ -438,9 +454,13 @@ impl SessionState {
         let until = self.emitted_until.map_or(watermark, |u| u.max(watermark));
         self.emitted_until = Some(until);
         self.retractions.clear();
+        if until < self.next_close && until < self.next_expiry {
+            return;
+        }
         let (stride, last_ts) = (self.stride(), HEADER + self.layout.last_ts);
         let (gap, horizon) = (self.gap_ms, self.horizon_ms);
         let (slots, free) = (&mut self.slots, &mut self.free);
+        let (mut next_close, mut next_expiry) = (i64::MAX, i64::MAX);
         self.index.retain(|_, head| {
             let (mut kept_head, mut previous) = (NO_SLOT, None::<usize>);
             let mut current = i64::from(*head);
@@ -450,6 +470,8 @@ impl SessionState {
                 let last = slots[at + last_ts];
                 if last + gap <= until {
                     slots[at] = (slots[at] | EMITTED) & !(DIRTY | MAYBE_EMITTED);
+                } else {
+                    next_close = next_close.min(last + gap);
                 }
                 if last + gap + horizon <= until {
                     slots[at..at + stride].fill(0);
@@ -458,6 +480,7 @@ impl SessionState {
                         slots[p + 1] = next;
                     }
                 } else {
+                    next_expiry = next_expiry.min(last + gap + horizon);
                     if previous.is_none() {
                         kept_head = current;
                     }
@@ -473,6 +496,7 @@ impl SessionState {
                 Err(_) => false,
             }
         });
+        (self.next_close, self.next_expiry) = (next_close, next_expiry);
     }
 
     /// Every kept session as state rows with a flags column, for checkpoints.
@@ -493,6 +517,7 @@ impl SessionState {
         self.slots.clear();
         self.free.clear();
         self.retractions.clear();
+        (self.next_close, self.next_expiry) = (i64::MAX, i64::MAX);
         self.emitted_until = emitted_until;
         let flags = batch
             .column_by_name(FLAGS_COLUMN)

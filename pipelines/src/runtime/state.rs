@@ -250,6 +250,20 @@ impl WindowState {
         self.panes.len()
     }
 
+    /// Bytes held by pane states (Arrow buffers).
+    pub fn pane_bytes(&self) -> usize {
+        self.panes
+            .values()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
+    /// Bytes held by the de-duplication ids (hash table slots and control bytes).
+    pub fn id_bytes(&self) -> usize {
+        self.ids.capacity() * (std::mem::size_of::<(u128, i64)>() + 1)
+    }
+
     /// Emission progress, for checkpoints.
     pub fn progress(&self) -> &Progress {
         &self.progress

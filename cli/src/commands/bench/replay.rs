@@ -1,4 +1,4 @@
-//! `livepulse bench`: the engagement job's processing rate.
+//! The processing rate of the engagement job.
 //!
 //! 1. Replay: records encoded exactly as the collector encodes them, fed
 //!    from memory through the same processor the pipeline runs (decode ->
@@ -12,54 +12,28 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use clap::Args;
-use livepulse_connectors::clickhouse::ClickHouseConfig;
-use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, idempotent_producer};
-use livepulse_contract::{Limits, tables, topics};
-use livepulse_embedded::broker::LocalBroker;
-use livepulse_embedded::clickhouse::LocalClickHouse;
+use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_contract::{Limits, tables};
 use livepulse_ingest::collector::batch::{Record, prepare};
 use livepulse_pipelines::jobs::engagement::Engagement;
-use livepulse_pipelines::runtime::processor::{Lateness, Processor};
+use livepulse_pipelines::runtime::processor::Processor;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig};
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-
-/// Arguments of `livepulse bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Events in the replay.
-    #[arg(long, default_value_t = 2_000_000)]
-    events: usize,
-    /// Events sent through the broker (the local broker's sqlite storage is
-    /// the slow part, so this is smaller).
-    #[arg(long, default_value_t = 500_000)]
-    e2e_events: usize,
-    /// Live streams in the generated audience.
-    #[arg(long, default_value_t = 200)]
-    streams: u32,
-    /// Viewers in the generated audience.
-    #[arg(long, default_value_t = 40_000)]
-    viewers: u32,
-    /// Skip the end-to-end run.
-    #[arg(long)]
-    replay_only: bool,
-}
+use super::{BenchArgs, LocalStack, MAX_RECORD_BYTES, cpu_time, default_lateness};
 
 const COLLECTOR_BATCH: usize = 500;
-const MAX_RECORD_BYTES: usize = 512 * 1024;
 
-/// Runs both benchmarks and prints their figures.
-pub async fn run(_config: &Config, args: BenchArgs) -> Result<()> {
+/// Runs the replay and (unless `--replay-only`) the end-to-end benchmark.
+pub(super) async fn run(args: &BenchArgs) -> Result<()> {
     let wanted = args.events.max(args.e2e_events);
     println!(
         "generating {wanted} events ({} streams, {} viewers)...",
         args.streams, args.viewers
     );
-    let (records, events) = records(&args, wanted)?;
+    let (records, events) = records(args, wanted)?;
     println!(
         "  {} Kafka records, {:.1} events per record",
         records.len(),
@@ -124,16 +98,8 @@ struct Replay {
 
 /// Feeds the first `limit` events' records through one processor.
 async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
-    let defaults = PipelineConfig::default();
-    let mut processor = Processor::new(
-        Engagement,
-        Lateness {
-            allowed_ms: defaults.allowed_lateness_ms,
-            correction_horizon_ms: defaults.correction_horizon_ms,
-            idle_timeout: Duration::from_millis(defaults.idle_timeout_ms),
-        },
-    )
-    .await?;
+    let max_batch_records = PipelineConfig::default().max_batch_records;
+    let mut processor = Processor::new(Engagement, default_lateness()).await?;
     let (cpu_start, wall_start) = (cpu_time()?, Instant::now());
     let mut events = 0;
     let mut rows = 0;
@@ -143,20 +109,23 @@ async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
         }
         // One source: a replay has no partitions to wait for.
         events += processor.read(&record.payload, 0, offset as i64)?;
-        if (offset + 1) % defaults.max_batch_records == 0 {
+        if (offset + 1) % max_batch_records == 0 {
             rows += flush(&mut processor, None).await?;
         }
     }
     rows += flush(&mut processor, Some(i64::MAX / 2)).await?;
     let (wall, cpu) = (wall_start.elapsed(), cpu_time()? - cpu_start);
     ensure!(
-        rows > 0 && processor.panes() == 0 && processor.session_state().is_none_or(|(n, _)| n == 0),
+        rows > 0 && processor.memory().panes == 0 && processor.memory().sessions == 0,
         "replay left windows open"
     );
     Ok(Replay { events, wall, cpu })
 }
 
-async fn flush(processor: &mut Processor<Engagement>, watermark: Option<i64>) -> Result<usize> {
+pub(super) async fn flush(
+    processor: &mut Processor<Engagement>,
+    watermark: Option<i64>,
+) -> Result<usize> {
     let ingested = processor.ingest().await?;
     std::hint::black_box(&ingested.raw_rows);
     let now = Instant::now();
@@ -172,18 +141,8 @@ async fn flush(processor: &mut Processor<Engagement>, watermark: Option<i64>) ->
 /// Produces the records holding the first `limit` events to a private broker
 /// with the pipeline running, and times until ClickHouse holds them all.
 async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration)> {
-    let dir = tempfile::tempdir()?;
-    let broker = LocalBroker::start(&dir.path().join("broker"), 0).await?;
-    let server = LocalClickHouse::start(&dir.path().join("clickhouse"), 0).await?;
-    let kafka = KafkaConfig::local(broker.bootstrap_servers());
-    let clickhouse = ClickHouseConfig {
-        url: server.http_url(),
-        database: "livepulse".to_owned(),
-        user: server.writer().user.clone(),
-        password: server.writer().password.clone(),
-    };
-    ensure_topics(&kafka, &topics::ALL).await?;
-    livepulse_sql::migrate(&clickhouse).await?;
+    let stack = LocalStack::start().await?;
+    let (kafka, clickhouse) = (&stack.kafka, &stack.clickhouse);
 
     let (mut taken, mut n) = (Vec::new(), 0);
     for record in records {
@@ -197,7 +156,7 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
     let pipeline = Pipeline::new(
         PipelineConfig {
             group_id: "bench".to_owned(),
-            checkpoint_dir: dir.path().join("checkpoints"),
+            checkpoint_dir: stack.dir.path().join("checkpoints"),
             ..PipelineConfig::default()
         },
         kafka.clone(),
@@ -205,7 +164,7 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
         Engagement,
     );
     let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
-    let producer = idempotent_producer(&kafka, Duration::from_secs(30))?;
+    let producer = idempotent_producer(kafka, Duration::from_secs(30))?;
     let start = Instant::now();
     let sends = taken.iter().map(|r| {
         producer.send(
@@ -253,24 +212,9 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
     pipeline.await??;
     // The producer goes first, so it does not report the broker's stop as an error.
     drop(producer);
-    broker.stop().await?;
-    server.stop().await?;
+    stack.stop().await?;
     println!(
         "  {distinct} distinct events in ClickHouse (the rest were the audience's duplicate sends)"
     );
     Ok((n, last_change))
-}
-
-/// CPU time of this process (user + system), from /proc.
-fn cpu_time() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("unexpected /proc/self/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
 }
