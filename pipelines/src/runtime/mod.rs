@@ -25,10 +25,11 @@ use livepulse_contract::{now_ms, tables};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use thiserror::Error;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::checkpoint::{CheckpointError, CheckpointStore};
+use self::checkpoint::{CheckpointError, CheckpointStore, SourceOffset};
 use self::processor::{Lateness, Processor};
 use self::window::WindowSpecError;
 use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
@@ -159,6 +160,7 @@ impl<J: Job> Pipeline<J> {
             store,
             records_in_batch: 0,
             last_checkpoint: Instant::now(),
+            saving: None,
         };
         let mut tick = tokio::time::interval(Duration::from_millis(config.flush_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,6 +171,9 @@ impl<J: Job> Pipeline<J> {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     run.flush().await?;
+                    if run.saving.as_ref().is_some_and(|s| s.is_finished()) {
+                        run.checkpoint_written().await?;
+                    }
                     if run.last_checkpoint.elapsed() >= checkpoint_every {
                         run.checkpoint().await?;
                     }
@@ -190,7 +195,11 @@ impl<J: Job> Pipeline<J> {
         // What was read is kept: the next start resumes here, not at the
         // previous checkpoint. Sinks may be unreachable by now; then the next
         // start replays from the previous checkpoint instead.
-        if let Err(e) = run.checkpoint().await {
+        let last = match run.checkpoint().await {
+            Ok(()) => run.checkpoint_written().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = last {
             warn!(error = %e, "no checkpoint at shutdown; the next start replays from the previous one");
         }
         info!(job = name, stats = ?run.stats, "pipeline stopped");
@@ -208,6 +217,8 @@ struct Run<J: Job> {
     stats: PipelineStats,
     records_in_batch: usize,
     last_checkpoint: Instant,
+    /// The checkpoint being written, off the loop; yields its positions.
+    saving: Option<JoinHandle<Result<Vec<SourceOffset>, CheckpointError>>>,
 }
 
 impl<J: Job> Run<J> {
@@ -303,26 +314,39 @@ impl<J: Job> Run<J> {
         Ok(())
     }
 
-    /// Saves state and offsets together, then commits the offsets (for
-    /// monitoring and for a start without the checkpoint directory).
+    /// Snapshots state and offsets together and writes them to disk on a
+    /// blocking thread, so windows keep closing meanwhile; the offsets are
+    /// committed by [`Self::checkpoint_written`] once the files are durable.
     async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        // One write at a time: the next id and the commits stay in order.
+        self.checkpoint_written().await?;
         self.ingest().await?;
         let id = self.store.next_id()?;
-        let checkpoint = self
-            .processor
-            .checkpoint(id, self.source.positions())
-            .await?;
-        self.store.save(&checkpoint)?;
-        self.stats.checkpoints += 1;
+        let positions = self.source.positions();
+        let checkpoint = self.processor.checkpoint(id, positions.clone()).await?;
+        let store = self.store.clone();
+        self.saving = Some(tokio::task::spawn_blocking(move || {
+            store.save(&checkpoint).map(|()| positions)
+        }));
         self.last_checkpoint = Instant::now();
-        debug!(
-            id,
-            memory = ?self.processor.memory(),
-            "checkpoint written"
-        );
+        debug!(id, memory = ?self.processor.memory(), "checkpoint taken");
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being written, then commits its offsets (for
+    /// monitoring and for a start without the checkpoint directory).
+    async fn checkpoint_written(&mut self) -> Result<(), PipelineError> {
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        let positions = match saving.await {
+            Ok(written) => written?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.stats.checkpoints += 1;
         // A failed commit costs only replay, which the checkpoint's offsets
         // skip; the next checkpoint commits again.
-        match self.source.commit() {
+        match self.source.commit(&positions) {
             Ok(0) => {}
             Ok(_) => self.stats.commits += 1,
             Err(e) => warn!(error = %e, "offset commit failed; retrying after the next checkpoint"),

@@ -214,20 +214,23 @@ impl KafkaSource {
             .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= high)))
     }
 
-    /// Commits everything read so far (call right after a checkpoint that
-    /// holds it). Offsets already committed are not sent again; returns how
-    /// many partitions were committed.
-    pub fn commit(&mut self) -> Result<usize, KafkaError> {
+    /// Commits `positions`, those of a checkpoint once it is durable.
+    /// Offsets already committed are not sent again; returns how many
+    /// partitions were committed.
+    pub fn commit(&mut self, positions: &[SourceOffset]) -> Result<usize, KafkaError> {
         let mut tpl = TopicPartitionList::new();
         let mut committing = Vec::new();
-        for (id, next) in &self.next_offsets {
-            let offset = *next;
-            if self.committed.get(id) == Some(&offset) {
+        for position in positions {
+            let id = self.source_id(&position.topic, position.partition);
+            if self.committed.get(&id) == Some(&position.next) {
                 continue;
             }
-            let tp = &self.partitions[*id as usize];
-            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))?;
-            committing.push((*id, offset));
+            tpl.add_partition_offset(
+                &position.topic,
+                position.partition,
+                Offset::Offset(position.next),
+            )?;
+            committing.push((id, position.next));
         }
         if tpl.count() > 0 {
             self.consumer.commit(&tpl, CommitMode::Sync)?;
