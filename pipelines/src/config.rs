@@ -51,7 +51,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             group_id: "livepulse-engagement".to_owned(),
-            allowed_lateness_ms: 500,
+            allowed_lateness_ms: 250,
             idle_timeout_ms: 3_000,
             max_batch_records: 4_096,
             flush_interval_ms: 250,
