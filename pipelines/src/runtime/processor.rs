@@ -187,8 +187,8 @@ impl<J: Job> Processor<J> {
         let mut session_rows = Vec::new();
         if let Some(sessions) = &self.sessions {
             let due = sessions.state.due(watermark)?;
-            if due.states.num_rows() > 0 {
-                let result = sessions.sql.finish(vec![due.states]).await?;
+            if due.num_rows() > 0 {
+                let result = sessions.sql.finish(vec![due]).await?;
                 session_rows = self.job.session_rows(&result, emitted_ms)?;
             }
         }

@@ -181,15 +181,6 @@ pub struct SessionState {
     next_expiry: i64,
 }
 
-/// What [`SessionState::due`] found: sessions to (re-)emit and old starts to
-/// retract, as state rows for the final phase.
-pub struct DueSessions {
-    /// State rows of the sessions, then of the retractions (empty states).
-    pub states: RecordBatch,
-    /// How many of the rows are retractions.
-    pub retractions: usize,
-}
-
 impl SessionState {
     /// Empty state for the session query `sql` with silence `gap_ms`,
     /// keeping emitted sessions `horizon_ms` past their close.
@@ -409,7 +400,7 @@ impl SessionState {
     /// Sessions the watermark closes for the first time, closed ones
     /// corrected since, and retractions, as state rows. Call
     /// [`Self::emitted_at`] once their rows are written.
-    pub fn due(&self, watermark: i64) -> Result<DueSessions> {
+    pub fn due(&self, watermark: i64) -> Result<RecordBatch> {
         let mut picked: Vec<(&[u8], Vec<i64>)> = Vec::new();
         let scan = watermark >= self.next_close;
         for key in self.index.keys().filter(|_| scan) {
@@ -421,14 +412,10 @@ impl SessionState {
                 }
             }
         }
-        let retractions = self.retractions.len();
         for (key, start) in &self.retractions {
             picked.push((key, self.empty_row(*start)));
         }
-        Ok(DueSessions {
-            states: self.state_batch(&picked, None)?,
-            retractions,
-        })
+        self.state_batch(&picked, None)
     }
 
     fn closed(&self, slot: u32, watermark: i64) -> bool {
@@ -539,7 +526,7 @@ impl SessionState {
     }
 
     /// The schema of [`Self::checkpoint_batch`].
-    pub fn checkpoint_schema(&self) -> SchemaRef {
+    fn checkpoint_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self
             .schema
             .fields()
@@ -718,8 +705,8 @@ mod tests {
         async fn emit(&mut self, watermark: i64) -> Vec<(String, i64, Option<i64>, i64)> {
             let due = self.state.due(watermark).unwrap();
             let mut out = Vec::new();
-            if due.states.num_rows() > 0 {
-                for b in self.sql.finish(vec![due.states]).await.unwrap() {
+            if due.num_rows() > 0 {
+                for b in self.sql.finish(vec![due]).await.unwrap() {
                     let start = b.column(0).as_primitive::<Int64Type>();
                     let viewer = b.column(1).as_string::<i32>();
                     let last = b.column(3).as_primitive::<Int64Type>();
