@@ -325,8 +325,10 @@ impl SessionState {
 
     /// Merges `row`'s states (and emission flags) into `slot`.
     fn merge_into(&mut self, slot: u32, row: &[i64]) {
-        let states = self.layout.states.clone();
-        let target = self.slot_mut(slot);
+        let stride = self.stride();
+        let (states, slots) = (&self.layout.states, &mut self.slots);
+        let at = slot as usize * stride;
+        let target = &mut slots[at..at + stride];
         target[0] |= row[0] & (EMITTED | MAYBE_EMITTED);
         for (i, field) in states.iter().enumerate() {
             let bit = 1 << i;
@@ -402,20 +404,22 @@ impl SessionState {
     /// [`Self::emitted_at`] once their rows are written.
     pub fn due(&self, watermark: i64) -> Result<RecordBatch> {
         let mut picked: Vec<(&[u8], Vec<i64>)> = Vec::new();
-        let scan = watermark >= self.next_close;
-        for key in self.index.keys().filter(|_| scan) {
-            for slot in self.chain(key) {
-                let s = self.slot(slot);
-                let pending = s[0] & EMITTED == 0 || s[0] & DIRTY != 0;
-                if pending && self.closed(slot, watermark) {
-                    picked.push((key, s.to_vec()));
+        // Nothing waiting closes before `next_close`: no scan until then.
+        if watermark >= self.next_close {
+            for key in self.index.keys() {
+                for slot in self.chain(key) {
+                    let s = self.slot(slot);
+                    let pending = s[0] & EMITTED == 0 || s[0] & DIRTY != 0;
+                    if pending && self.closed(slot, watermark) {
+                        picked.push((key, s.to_vec()));
+                    }
                 }
             }
         }
         for (key, start) in &self.retractions {
             picked.push((key, self.empty_row(*start)));
         }
-        self.state_batch(&picked, None)
+        self.state_batch(&picked, false)
     }
 
     fn closed(&self, slot: u32, watermark: i64) -> bool {
@@ -494,7 +498,7 @@ impl SessionState {
             .flat_map(|key| self.chain(key).map(move |s| (key.as_ref(), s)))
             .map(|(key, slot)| (key, self.slot(slot).to_vec()))
             .collect();
-        self.state_batch(&rows, Some(FLAGS_COLUMN))
+        self.state_batch(&rows, true)
     }
 
     /// Restores [`Self::checkpoint_batch`] and the emission watermark. Every
@@ -559,7 +563,7 @@ impl SessionState {
 
     /// State rows (group columns, then states) from slots; the window start
     /// is the session's first event. With `flags`, a flags column follows.
-    fn state_batch(&self, rows: &[(&[u8], Vec<i64>)], flags: Option<&str>) -> Result<RecordBatch> {
+    fn state_batch(&self, rows: &[(&[u8], Vec<i64>)], flags: bool) -> Result<RecordBatch> {
         let layout = &self.layout;
         let mut columns: Vec<Option<ArrayRef>> = vec![None; layout.first_state];
         columns[layout.window_start] = Some(Arc::new(
@@ -592,16 +596,15 @@ impl SessionState {
                 Arc::new(values.collect::<Int64Array>())
             });
         }
-        let schema = match flags {
-            Some(_) => {
-                columns.push(Arc::new(
-                    rows.iter()
-                        .map(|(_, r)| r[0] & FLAG_BITS)
-                        .collect::<Int64Array>(),
-                ));
-                self.checkpoint_schema()
-            }
-            None => Arc::clone(&self.schema),
+        let schema = if flags {
+            columns.push(Arc::new(
+                rows.iter()
+                    .map(|(_, r)| r[0] & FLAG_BITS)
+                    .collect::<Int64Array>(),
+            ));
+            self.checkpoint_schema()
+        } else {
+            Arc::clone(&self.schema)
         };
         Ok(RecordBatch::try_new(schema, columns)?)
     }
