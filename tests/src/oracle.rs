@@ -111,26 +111,9 @@ pub fn engagement(
         )
         .collect()?;
 
-    let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
-        Ok(result
-            .column(name)?
-            .u64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let starts: Vec<i64> = result
-        .column("window_start_ms")?
-        .i64()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    let streams: Vec<String> = result
-        .column("stream_id")?
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_owned())
-        .collect();
+    let u64s = |name: &str| u64_column(&result, name);
+    let starts = i64_column(&result, "window_start_ms")?;
+    let streams = string_column(&result, "stream_id")?;
     let [
         viewers,
         unique,
@@ -278,32 +261,11 @@ pub fn viewer_sessions(events: &[Event<'_>]) -> PolarsResult<Vec<ViewerSessionRo
         .sort(["session"], SortMultipleOptions::default())
         .collect()?;
 
-    let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
-        Ok(result
-            .column(name)?
-            .u64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let i64s = |name: &str| -> PolarsResult<Vec<i64>> {
-        Ok(result
-            .column(name)?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let strings = |name: &str| -> PolarsResult<Vec<String>> {
-        Ok(result
-            .column(name)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_owned())
-            .collect())
-    };
-    let (streams, viewers) = (strings("stream_id")?, strings("viewer_id")?);
-    let (starts, lasts) = (i64s("start")?, i64s("last")?);
+    let u64s = |name: &str| u64_column(&result, name);
+    let streams = string_column(&result, "stream_id")?;
+    let viewers = string_column(&result, "viewer_id")?;
+    let starts = i64_column(&result, "start")?;
+    let lasts = i64_column(&result, "last")?;
     let (watch, messages, interactions) = (
         u64s("watch_ms")?,
         u64s("chat_messages")?,
@@ -326,5 +288,35 @@ pub fn viewer_sessions(events: &[Event<'_>]) -> PolarsResult<Vec<ViewerSessionRo
             version: counts[i],
             emitted_ms: 0,
         })
+        .collect())
+}
+
+/// A UInt64 column of a result frame (nulls as 0).
+fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    Ok(frame
+        .column(name)?
+        .u64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
+}
+
+/// An Int64 column of a result frame (nulls as 0).
+fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+    Ok(frame
+        .column(name)?
+        .i64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
+}
+
+/// A string column of a result frame (nulls as "").
+fn string_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+    Ok(frame
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
         .collect())
 }

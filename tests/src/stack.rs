@@ -1,13 +1,16 @@
 //! The real parts a pipeline test runs against: a tansu broker and a private
 //! ClickHouse 18.16 on loopback, with the project's topics and migrations.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
 use livepulse_contract::{tables, topics};
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::testing;
-use livepulse_sql::ViewerSessionRow;
+use livepulse_sql::{EngagementRow, ViewerSessionRow};
 use tempfile::TempDir;
 
 /// A running broker and ClickHouse; both stop when this is dropped.
@@ -94,4 +97,47 @@ pub async fn viewer_sessions(clickhouse: &ClickHouseConfig) -> Vec<ViewerSession
             ..row
         })
         .collect()
+}
+
+/// The rows of the engagement table (`FINAL`), sorted by (window seconds,
+/// stream, window start), with `emitted_ms` zeroed.
+///
+/// # Panics
+/// When the query fails.
+pub async fn engagement_rows(clickhouse: &ClickHouseConfig) -> Vec<EngagementRow> {
+    let rows: Vec<EngagementRow> = match clickhouse
+        .client()
+        .query(&format!(
+            "SELECT ?fields FROM {} FINAL ORDER BY window_seconds, stream_id, window_start",
+            tables::STREAM_ENGAGEMENT
+        ))
+        .fetch_all()
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => panic!("reading engagement rows: {e}"),
+    };
+    rows.into_iter()
+        .map(|row| EngagementRow {
+            emitted_ms: 0,
+            ..row
+        })
+        .collect()
+}
+
+/// Calls `read` every 500 ms until `done` accepts its answer or `timeout`
+/// passes, and returns the last answer (the caller asserts on it).
+pub async fn poll<T, F, Fut>(timeout: Duration, mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = read().await;
+        if done(&answer) || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

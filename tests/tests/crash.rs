@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livepulse_connectors::kafka::idempotent_producer;
-use livepulse_contract::{now_ms, tables};
+use livepulse_contract::now_ms;
 use livepulse_e2e::{feed, oracle, stack};
 use livepulse_simulator::{Audience, AudienceConfig};
 use livepulse_sql::{EngagementRow, ViewerSessionRow};
@@ -129,10 +129,6 @@ fn keyed_sessions(rows: Vec<ViewerSessionRow>) -> BTreeMap<SessionKey, ViewerSes
 fn keyed(rows: Vec<EngagementRow>) -> BTreeMap<Key, EngagementRow> {
     rows.into_iter()
         .map(|row| {
-            let row = EngagementRow {
-                emitted_ms: 0,
-                ..row
-            };
             (
                 (row.window_seconds, row.stream_id.clone(), row.window_start),
                 row,
@@ -238,31 +234,18 @@ async fn crashes_lose_and_double_count_nothing() {
 
     // A last run drains what is left and closes every window.
     let mut last = job.start(TRIALS, None);
-    let client = clickhouse.client();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let actual = loop {
-        let rows: Vec<EngagementRow> = client
-            .query(&format!(
-                "SELECT ?fields FROM {} FINAL",
-                tables::STREAM_ENGAGEMENT
-            ))
-            .fetch_all()
-            .await
-            .unwrap();
-        let rows = keyed(rows);
-        if rows == expected || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let sessions = loop {
-        let rows = keyed_sessions(stack::viewer_sessions(clickhouse).await);
-        if rows == expected_sessions || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let actual = stack::poll(
+        Duration::from_secs(180),
+        || async { keyed(stack::engagement_rows(clickhouse).await) },
+        |rows| *rows == expected,
+    )
+    .await;
+    let sessions = stack::poll(
+        Duration::from_secs(60),
+        || async { keyed_sessions(stack::viewer_sessions(clickhouse).await) },
+        |rows| *rows == expected_sessions,
+    )
+    .await;
     let raw = stack::distinct_raw_events(clickhouse).await;
     stop(&mut last);
 

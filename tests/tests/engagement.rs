@@ -4,15 +4,14 @@
 //! every window row and every viewer session in ClickHouse must equal the
 //! Polars batch recomputation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use livepulse_contract::{Event, now_ms, tables};
+use livepulse_contract::{Event, now_ms};
 use livepulse_e2e::{oracle, stack};
 use livepulse_ingest::collector::{Collector, CollectorConfig, WriteKey};
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig, CollectorClient};
-use livepulse_sql::EngagementRow;
 use tokio_util::sync::CancellationToken;
 
 const WRITE_KEY: &str = "e2e-write-key-0123456789";
@@ -118,29 +117,12 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
 
     let expected = oracle::engagement_job(&accepted).unwrap();
 
-    let client = clickhouse.client();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let actual = loop {
-        let rows: Vec<EngagementRow> = client
-            .query(&format!(
-                "SELECT ?fields FROM {} FINAL ORDER BY window_seconds, stream_id, window_start",
-                tables::STREAM_ENGAGEMENT
-            ))
-            .fetch_all()
-            .await
-            .unwrap();
-        if rows.len() >= expected.len() || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let unstamped: Vec<EngagementRow> = actual
-        .into_iter()
-        .map(|row| EngagementRow {
-            emitted_ms: 0,
-            ..row
-        })
-        .collect();
+    let unstamped = stack::poll(
+        Duration::from_secs(240),
+        || stack::engagement_rows(&clickhouse),
+        |rows| rows.len() >= expected.len(),
+    )
+    .await;
     assert_eq!(
         unstamped.len(),
         expected.len(),
@@ -153,14 +135,12 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
     // Sessions close 30 s of event time after their last event, which the
     // idle watermark (the wall clock) passed long ago.
     let expected_sessions = oracle::viewer_sessions(&accepted).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let sessions = loop {
-        let rows = stack::viewer_sessions(&clickhouse).await;
-        if rows == expected_sessions || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let sessions = stack::poll(
+        Duration::from_secs(60),
+        || stack::viewer_sessions(&clickhouse),
+        |rows| *rows == expected_sessions,
+    )
+    .await;
     assert_eq!(
         sessions.len(),
         expected_sessions.len(),

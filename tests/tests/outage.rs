@@ -7,16 +7,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::idempotent_producer;
-use livepulse_contract::{now_ms, tables};
+use livepulse_contract::now_ms;
 use livepulse_e2e::{feed, oracle, stack};
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_pipelines::config::Assignment;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig};
-use livepulse_sql::EngagementRow;
 use tokio_util::sync::CancellationToken;
 
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -29,24 +27,6 @@ fn checkpoints(dir: &Path) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn engagement_rows(clickhouse: &ClickHouseConfig) -> Vec<EngagementRow> {
-    let rows: Vec<EngagementRow> = clickhouse
-        .client()
-        .query(&format!(
-            "SELECT ?fields FROM {} FINAL ORDER BY window_seconds, stream_id, window_start",
-            tables::STREAM_ENGAGEMENT
-        ))
-        .fetch_all()
-        .await
-        .unwrap_or_default();
-    rows.into_iter()
-        .map(|row| EngagementRow {
-            emitted_ms: 0,
-            ..row
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +64,7 @@ async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
     let (first, second) = events.split_at(events.len() / 2);
     feed::produce(&producer, first).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while engagement_rows(&clickhouse).await.is_empty() {
+    while stack::engagement_rows(&clickhouse).await.is_empty() {
         assert!(Instant::now() < deadline, "no rows before the outage");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -105,14 +85,12 @@ async fn a_minute_without_clickhouse_loses_and_double_counts_nothing() {
     );
 
     let server = LocalClickHouse::start(&data_dir, port).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let actual = loop {
-        let rows = engagement_rows(&clickhouse).await;
-        if rows == expected || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let actual = stack::poll(
+        Duration::from_secs(120),
+        || stack::engagement_rows(&clickhouse),
+        |rows| *rows == expected,
+    )
+    .await;
     assert_eq!(
         actual.len(),
         expected.len(),
