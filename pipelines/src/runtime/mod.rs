@@ -124,15 +124,7 @@ impl<J: Job> Pipeline<J> {
         config.validate()?;
         let name = self.job.name();
         let topics = self.job.topics();
-        let mut processor = Processor::new(
-            self.job,
-            Lateness {
-                allowed_ms: config.allowed_lateness_ms,
-                correction_horizon_ms: config.correction_horizon_ms,
-                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
-            },
-        )
-        .await?;
+        let mut processor = Processor::new(self.job, Lateness::from(&config)).await?;
         let store = CheckpointStore::open(config.checkpoint_dir.join(&config.group_id))?;
         let restored = store.latest(&processor.window_names())?;
         let resume = restored

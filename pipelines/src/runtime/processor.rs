@@ -18,6 +18,7 @@ use super::session::SessionState;
 use super::state::WindowState;
 use super::watermark::Watermarks;
 use super::window::{SessionWindow, WindowSpec, pane_ms};
+use crate::config::PipelineConfig;
 use crate::jobs::Job;
 
 /// What [`Processor::ingest`] did with the events read since the last call.
@@ -78,6 +79,16 @@ pub struct Lateness {
     pub correction_horizon_ms: i64,
     /// A silent, caught-up partition stops holding the watermark after this.
     pub idle_timeout: Duration,
+}
+
+impl From<&PipelineConfig> for Lateness {
+    fn from(config: &PipelineConfig) -> Self {
+        Self {
+            allowed_ms: config.allowed_lateness_ms,
+            correction_horizon_ms: config.correction_horizon_ms,
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        }
+    }
 }
 
 /// Decoding, windowing and aggregation for one job.

@@ -1,6 +1,6 @@
 //! Freshness: how long after an event arrives its window's row is in
 //! ClickHouse, through a private broker and ClickHouse with the pipeline
-//! at its default settings.
+//! at its configured settings.
 //!
 //! Heartbeats of 100 streams are produced in real time at a fixed rate,
 //! encoded as the collector does, each stamped with the time it is produced.
@@ -35,7 +35,7 @@ const POLL: Duration = Duration::from_millis(50);
 type Seen = Arc<Mutex<HashMap<(String, u32), Instant>>>;
 
 /// Produces `rate` events/s for `duration` and prints freshness percentiles.
-pub(super) async fn run(rate: u32, duration: Duration) -> Result<()> {
+pub(super) async fn run(config: &PipelineConfig, rate: u32, duration: Duration) -> Result<()> {
     let stack = LocalStack::start().await?;
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline::new(
@@ -44,7 +44,7 @@ pub(super) async fn run(rate: u32, duration: Duration) -> Result<()> {
             // One instance: no group coordination to wait for.
             assignment: Assignment::All,
             checkpoint_dir: stack.dir.path().join("checkpoints"),
-            ..PipelineConfig::default()
+            ..config.clone()
         },
         stack.kafka.clone(),
         stack.clickhouse.clone(),

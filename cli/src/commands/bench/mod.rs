@@ -20,8 +20,6 @@ use livepulse_connectors::kafka::{KafkaConfig, ensure_topics};
 use livepulse_contract::topics;
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
-use livepulse_pipelines::PipelineConfig;
-use livepulse_pipelines::runtime::processor::Lateness;
 use tempfile::TempDir;
 
 use crate::config::Config;
@@ -59,14 +57,16 @@ pub struct BenchArgs {
 }
 
 /// Runs the benchmark `args` ask for and prints its figures.
-pub async fn run(_config: &Config, args: BenchArgs) -> Result<()> {
+/// The pipeline runs with the configured `[pipeline]` settings.
+pub async fn run(config: &Config, args: BenchArgs) -> Result<()> {
+    let pipeline = &config.pipeline;
     if let Some(sessions) = args.sessions {
-        return sessions::run(sessions).await;
+        return sessions::run(pipeline, sessions).await;
     }
     if let Some(rate) = args.freshness {
-        return freshness::run(rate, Duration::from_secs(args.freshness_secs)).await;
+        return freshness::run(pipeline, rate, Duration::from_secs(args.freshness_secs)).await;
     }
-    replay::run(&args).await
+    replay::run(pipeline, &args).await
 }
 
 /// The collector's largest Kafka record.
@@ -109,16 +109,6 @@ impl LocalStack {
         self.broker.stop().await?;
         self.server.stop().await?;
         Ok(())
-    }
-}
-
-/// The lateness settings a pipeline runs with by default.
-fn default_lateness() -> Lateness {
-    let defaults = PipelineConfig::default();
-    Lateness {
-        allowed_ms: defaults.allowed_lateness_ms,
-        correction_horizon_ms: defaults.correction_horizon_ms,
-        idle_timeout: Duration::from_millis(defaults.idle_timeout_ms),
     }
 }
 

@@ -16,18 +16,18 @@ use livepulse_connectors::kafka::idempotent_producer;
 use livepulse_contract::{Limits, tables};
 use livepulse_ingest::collector::batch::{Record, prepare};
 use livepulse_pipelines::jobs::engagement::Engagement;
-use livepulse_pipelines::runtime::processor::Processor;
+use livepulse_pipelines::runtime::processor::{Lateness, Processor};
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig};
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
-use super::{BenchArgs, LocalStack, MAX_RECORD_BYTES, cpu_time, default_lateness};
+use super::{BenchArgs, LocalStack, MAX_RECORD_BYTES, cpu_time};
 
 const COLLECTOR_BATCH: usize = 500;
 
 /// Runs the replay and (unless `--replay-only`) the end-to-end benchmark.
-pub(super) async fn run(args: &BenchArgs) -> Result<()> {
+pub(super) async fn run(config: &PipelineConfig, args: &BenchArgs) -> Result<()> {
     let wanted = args.events.max(args.e2e_events);
     println!(
         "generating {wanted} events ({} streams, {} viewers)...",
@@ -40,7 +40,7 @@ pub(super) async fn run(args: &BenchArgs) -> Result<()> {
         events as f64 / records.len() as f64
     );
 
-    let replay = replay(&records, args.events).await?;
+    let replay = replay(config, &records, args.events).await?;
     println!(
         "replay:      {} events in {:.2} s wall, {:.2} s CPU -> {:.0} events/s per core",
         replay.events,
@@ -49,7 +49,7 @@ pub(super) async fn run(args: &BenchArgs) -> Result<()> {
         replay.events as f64 / replay.cpu.as_secs_f64()
     );
     if !args.replay_only {
-        let (n, elapsed) = end_to_end(&records, args.e2e_events).await?;
+        let (n, elapsed) = end_to_end(config, &records, args.e2e_events).await?;
         println!(
             "end to end:  {n} events produced to the broker and landed in ClickHouse in {:.2} s -> {:.0} events/s",
             elapsed.as_secs_f64(),
@@ -97,9 +97,8 @@ struct Replay {
 }
 
 /// Feeds the first `limit` events' records through one processor.
-async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
-    let max_batch_records = PipelineConfig::default().max_batch_records;
-    let mut processor = Processor::new(Engagement, default_lateness()).await?;
+async fn replay(config: &PipelineConfig, records: &[Record], limit: usize) -> Result<Replay> {
+    let mut processor = Processor::new(Engagement, Lateness::from(config)).await?;
     let (cpu_start, wall_start) = (cpu_time()?, Instant::now());
     let mut events = 0;
     let mut rows = 0;
@@ -109,7 +108,7 @@ async fn replay(records: &[Record], limit: usize) -> Result<Replay> {
         }
         // One source: a replay has no partitions to wait for.
         events += processor.read(&record.payload, 0, offset as i64)?;
-        if (offset + 1) % max_batch_records == 0 {
+        if (offset + 1) % config.max_batch_records == 0 {
             rows += flush(&mut processor, None).await?;
         }
     }
@@ -140,7 +139,11 @@ pub(super) async fn flush(
 
 /// Produces the records holding the first `limit` events to a private broker
 /// with the pipeline running, and times until ClickHouse holds them all.
-async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration)> {
+async fn end_to_end(
+    config: &PipelineConfig,
+    records: &[Record],
+    limit: usize,
+) -> Result<(usize, Duration)> {
     let stack = LocalStack::start().await?;
     let (kafka, clickhouse) = (&stack.kafka, &stack.clickhouse);
 
@@ -157,7 +160,7 @@ async fn end_to_end(records: &[Record], limit: usize) -> Result<(usize, Duration
         PipelineConfig {
             group_id: "bench".to_owned(),
             checkpoint_dir: stack.dir.path().join("checkpoints"),
-            ..PipelineConfig::default()
+            ..config.clone()
         },
         kafka.clone(),
         clickhouse.clone(),

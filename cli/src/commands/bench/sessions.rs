@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use livepulse_contract::{Event, EventBatch, Family, Kind, SCHEMA_VERSION};
+use livepulse_pipelines::PipelineConfig;
 use livepulse_pipelines::jobs::engagement::Engagement;
-use livepulse_pipelines::runtime::processor::Processor;
+use livepulse_pipelines::runtime::processor::{Lateness, Processor};
 
+use super::memory_status;
 use super::replay::flush;
-use super::{default_lateness, memory_status};
 
 const START_MS: i64 = 1_700_000_000_000;
 const STREAMS: usize = 1_000;
@@ -22,8 +23,8 @@ const EVENTS_PER_RECORD: usize = 64;
 const RECORDS_PER_BATCH: usize = 64;
 
 /// Opens `sessions` viewer sessions and prints what their state takes.
-pub(super) async fn run(sessions: usize) -> Result<()> {
-    let mut processor = Processor::new(Engagement, default_lateness()).await?;
+pub(super) async fn run(config: &PipelineConfig, sessions: usize) -> Result<()> {
+    let mut processor = Processor::new(Engagement, Lateness::from(config)).await?;
     let rss_before = memory_status("VmRSS")?;
     let started = Instant::now();
     let mut offset = 0i64;
