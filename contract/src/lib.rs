@@ -5,6 +5,8 @@
 //!   travels inside Kafka records, versioned by [`SCHEMA_VERSION`].
 //! * [`EventBatch`]: the Kafka record value, many events of one stream.
 //! * [`validate`]: the rules every event must pass, with precise reasons.
+//! * [`playback`]: the HLS origin's per-request log with the player's CMCD
+//!   data ([`playback::PlaybackBatch`] records).
 //! * [`topics`] and [`tables`]: Kafka topic names with partition counts, and
 //!   ClickHouse table names.
 //! * [`arrow`]: the Arrow schema events are decoded into.
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod arrow;
 mod event;
+pub mod playback;
 pub mod tables;
 pub mod topics;
 pub mod validate;

@@ -28,6 +28,15 @@ pub const STREAM_EVENTS: Topic = Topic {
     partitions: 2,
 };
 
+/// The HLS origin's playback request log: [`PlaybackBatch`] records, each
+/// carrying many requests of one stream.
+///
+/// [`PlaybackBatch`]: crate::playback::PlaybackBatch
+pub const PLAYBACK_REQUESTS: Topic = Topic {
+    name: "livepulse.playback-requests.v1",
+    partitions: 8,
+};
+
 /// Records a pipeline could not use: undecodable records and events beyond
 /// a job's correction horizon, each with a `reason` header.
 pub const DEAD_LETTER: Topic = Topic {
@@ -36,7 +45,13 @@ pub const DEAD_LETTER: Topic = Topic {
 };
 
 /// Every topic the project owns.
-pub const ALL: [Topic; 4] = [PLAYER_EVENTS, CHAT_EVENTS, STREAM_EVENTS, DEAD_LETTER];
+pub const ALL: [Topic; 5] = [
+    PLAYER_EVENTS,
+    CHAT_EVENTS,
+    STREAM_EVENTS,
+    PLAYBACK_REQUESTS,
+    DEAD_LETTER,
+];
 
 /// The topic a family's events are produced to.
 ///

@@ -1,6 +1,8 @@
 //! Shared by the collector's integration tests: a real tansu broker, a
 //! collector served on loopback, event builders and a consumer that reads
-//! back everything the broker stored.
+//! back everything the broker stored. [`origin`] serves the origin's tests.
+
+pub mod origin;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

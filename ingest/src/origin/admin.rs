@@ -1,0 +1,185 @@
+//! The admin API: stream keys at run time, behind
+//! `Authorization: Bearer <admin_token>`. Without a configured token every
+//! admin route answers 404, as if it did not exist.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::config::{check_creator_id, check_stream_id};
+use super::service::Shared;
+use super::{empty, error};
+
+/// A stream with a key, as `GET /admin/streams` lists it (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// The stream.
+    pub stream_id: String,
+    /// Its owner.
+    pub creator_id: String,
+}
+
+/// The body of `POST /admin/streams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStream {
+    /// The stream to create a key for: `[A-Za-z0-9_.-]`, 1 to 128 bytes.
+    pub stream_id: String,
+    /// Its owner.
+    pub creator_id: String,
+}
+
+/// The answer to `POST /admin/streams` (201): the only place a generated
+/// key is ever shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedStream {
+    /// The stream.
+    pub stream_id: String,
+    /// Its owner.
+    pub creator_id: String,
+    /// The new stream key, for the publish URL `/live/{key}/...`.
+    pub key: String,
+}
+
+/// The answer to a request that may not pass: 404 (admin API off), 401 or
+/// 403; `None` lets it through.
+fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &shared.cfg.admin_token else {
+        return Some(error(StatusCode::NOT_FOUND, "not found"));
+    };
+    let Some(presented) = bearer(headers) else {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "missing admin token: send `Authorization: Bearer <admin token>`",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Some(response);
+    };
+    (!constant_time_eq(presented, token.expose().as_bytes()))
+        .then(|| error(StatusCode::FORBIDDEN, "invalid admin token"))
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = token.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Equality whose running time depends only on `presented.len()`.
+fn constant_time_eq(presented: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (i, byte) in presented.iter().enumerate() {
+        diff |= byte ^ secret[i % secret.len()];
+    }
+    black_box(diff) == 0 && presented.len() == secret.len()
+}
+
+/// `GET /admin/streams`: `[{"stream_id", "creator_id"}]`, by stream id.
+pub(crate) async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(response) = refusal(&shared, &headers) {
+        return response;
+    }
+    let streams: Vec<StreamInfo> = shared
+        .keys
+        .list()
+        .into_iter()
+        .map(|identity| StreamInfo {
+            stream_id: identity.stream_id.to_string(),
+            creator_id: identity.creator_id.to_string(),
+        })
+        .collect();
+    Json(streams).into_response()
+}
+
+/// `POST /admin/streams` with [`NewStream`]: 201 [`CreatedStream`], 409
+/// when the stream has a key already (revoke it first).
+pub(crate) async fn create(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Authenticate before looking at the body.
+    if let Some(response) = refusal(&shared, &headers) {
+        return response;
+    }
+    let new: NewStream = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {err}")),
+    };
+    if let Err(problem) = check_stream_id(&new.stream_id) {
+        return error(StatusCode::BAD_REQUEST, &format!("stream_id {problem}"));
+    }
+    if let Err(problem) = check_creator_id(&new.creator_id) {
+        return error(StatusCode::BAD_REQUEST, &format!("creator_id {problem}"));
+    }
+    let Some(key) = shared.keys.create(&new.stream_id, &new.creator_id) else {
+        return error(
+            StatusCode::CONFLICT,
+            &format!(
+                "stream `{}` already has a key; revoke it first",
+                new.stream_id
+            ),
+        );
+    };
+    info!(stream_id = %new.stream_id, creator_id = %new.creator_id, "stream key created");
+    let created = CreatedStream {
+        stream_id: new.stream_id,
+        creator_id: new.creator_id,
+        key,
+    };
+    (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// `DELETE /admin/streams/{stream_id}`: revokes the key (204). Uploads with
+/// it are refused from now on, and a live stream ends and stops being served.
+pub(crate) async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(stream_id): Path<String>,
+) -> Response {
+    if let Some(response) = refusal(&shared, &headers) {
+        return response;
+    }
+    if shared.keys.revoke(&stream_id).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("stream `{stream_id}` has no key"),
+        );
+    }
+    info!(%stream_id, "stream key revoked");
+    shared.announce(shared.store.remove(&stream_id));
+    empty(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_whole_tokens() {
+        let secret = b"adm_0123456789abcdef";
+        assert!(constant_time_eq(secret, secret));
+        assert!(!constant_time_eq(b"adm_0123456789abcde", secret));
+        assert!(!constant_time_eq(b"adm_0123456789abcdefX", secret));
+        assert!(!constant_time_eq(b"adm_0123456789abcdeX", secret));
+        assert!(!constant_time_eq(b"", b""));
+    }
+}

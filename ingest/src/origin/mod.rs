@@ -1,0 +1,148 @@
+//! The HLS origin: publishers push HLS over HTTP `PUT` (what ffmpeg's HLS
+//! muxer does with `-method PUT`), viewers play it back, and every playback
+//! request goes to Kafka with the player's CMCD data.
+//!
+//! # Publishing: `PUT` / `DELETE /live/{stream_key}/{path}`
+//!
+//! * **Key**: the path carries the stream key ([`OriginConfig::streams`] or
+//!   created with the admin API). An unknown or revoked key gets 403 and
+//!   nothing is stored; ffmpeg ignores the status, so not storing is the
+//!   enforcement. Logs name the stream, never the key.
+//! * **Path**: `name` or `rendition/name`, segments of `[A-Za-z0-9_.-]`, no
+//!   `.`/`..`, no `%` escapes, extension `m3u8`, `ts`, `m4s`, `mp4` (init),
+//!   `aac` or `vtt`; otherwise 400 with the reason.
+//! * **Bounds**: bodies beyond `max_segment_bytes` / `max_playlist_bytes`
+//!   get 413; an upload must finish within `upload_timeout_ms` and never
+//!   pause longer than `upload_idle_timeout_ms` (408). Nothing of a refused
+//!   upload is stored.
+//! * **Playlists** are checked before they replace the previous one (422
+//!   with the reason otherwise), and URLs into `/live/{key}/` become
+//!   relative so the key is never served. `#EXT-X-ENDLIST` in every media
+//!   playlist ends the stream.
+//! * An object is playable as soon as its body is complete (201 new, 204
+//!   replaced); `DELETE` removes it (204, 404 when unknown). A stream holds
+//!   at most 16 rendition folders and a folder 8 playlists and init
+//!   segments: beyond them, 507.
+//!
+//! # Playback: `GET` / `HEAD /hls/{stream_id}/{path}`
+//!
+//! Playlists (`application/vnd.apple.mpegurl`, `Cache-Control:
+//! public, max-age=1` while live), init segments (`video/mp4`) and media
+//! segments (`video/mp2t`, `video/iso.segment`, ...) with long, immutable
+//! caching, as are playlists that will not change again. Every answer
+//! carries `Access-Control-Allow-Origin: *` and exposes `CMSD-Static` and
+//! `CMSD-Dynamic`; `OPTIONS` answers the preflight of players sending the
+//! `CMCD-*` headers. Unknown streams and objects are 404.
+//!
+//! Segment names are cached as immutable, so a publisher restarting under
+//! the same stream id should not reuse segment names (e.g. ffmpeg
+//! `-hls_start_number_source epoch`).
+//!
+//! # Request log
+//!
+//! Each playback request for a well-formed path becomes a
+//! [`PlaybackRequest`](livepulse_contract::playback::PlaybackRequest) once
+//! its body finished (or was abandoned): stream, rendition, object, status,
+//! bytes, time to first and last byte, the client's network cohort (IPv4
+//! /24, IPv6 /48; never the address) and the CMCD the player sent (query
+//! argument or headers; malformed CMCD is counted and left out). Requests are
+//! buffered (`access_buffer_requests`) and produced every `access_flush_ms`
+//! as [`PlaybackBatch`](livepulse_contract::playback::PlaybackBatch) records
+//! keyed by stream; when the buffer is full or the broker does not take
+//! them they are dropped and counted. Viewers never wait on Kafka.
+//!
+//! # Stream lifecycle
+//!
+//! A stream's first media segment produces a `stream`/`start` event (with
+//! `creator_id`) to the stream topic; every media playlist ending, key
+//! revocation, silence beyond `stream_idle_timeout_ms` or the origin
+//! stopping produces `stream`/`end`. A segment arriving a second or more
+//! after the end begins a new session (earlier ones are the ending
+//! session's stragglers: ffmpeg does not wait for one upload to be answered
+//! before the next). Ended streams stay served for `ended_retention_ms`;
+//! revoked ones go at once.
+//!
+//! # Admin API (`Authorization: Bearer <admin_token>`)
+//!
+//! `GET /admin/streams` lists streams and creators (never keys); `POST
+//! /admin/streams` `{"stream_id", "creator_id"}` answers 201 with a fresh
+//! random `key`; `DELETE /admin/streams/{stream_id}` revokes it. Keys live
+//! in memory: created keys do not survive a restart. Without `admin_token`
+//! these routes answer 404.
+//!
+//! # Memory
+//!
+//! Objects live in memory only: `max_segments_per_rendition` segments per
+//! rendition and `max_memory_bytes` overall (the oldest segments of the
+//! largest streams go first).
+//!
+//! # Connections
+//!
+//! HTTP/1.1 only (put a TLS or HTTP/2 terminator in front when needed).
+//! Clients may half-close after sending (ffmpeg does); request headers must
+//! arrive within 30 s, and a keep-alive connection idle that long is closed.
+//!
+//! `/healthz` answers 200 while serving (naming a broker problem in the
+//! text); `/metrics` is Prometheus text (names in [`metrics`]).
+
+mod access;
+mod admin;
+mod cmcd;
+mod cohort;
+mod config;
+mod ingest;
+mod keys;
+pub mod metrics;
+mod path;
+mod playback;
+mod playlist;
+mod server;
+mod service;
+mod sink;
+mod store;
+
+pub use admin::{CreatedStream, NewStream, StreamInfo};
+pub use config::{
+    MAX_RECORD_BYTES, MIN_PLAYLIST_BYTES, MIN_RECORD_BYTES, MIN_SECRET_CHARS, MIN_SEGMENT_BYTES,
+    OriginConfig, Secret, StreamKey,
+};
+pub use livepulse_contract::api::ErrorResponse;
+pub use playback::{ERROR_CACHE, FINAL_CACHE, LIVE_PLAYLIST_CACHE};
+pub use service::Origin;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use livepulse_connectors::ConfigError;
+use rdkafka::error::KafkaError;
+use thiserror::Error;
+
+/// Why the origin cannot start or stopped serving.
+#[derive(Debug, Error)]
+pub enum OriginError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Kafka producer cannot be created.
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[from] KafkaError),
+    /// The Prometheus recorder cannot be installed (another one is).
+    #[error("cannot install the Prometheus recorder: {0}")]
+    Metrics(String),
+    /// Binding the listener failed.
+    #[error("HTTP server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// An [`ErrorResponse`] answer.
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = ErrorResponse {
+        error: message.to_owned(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// An answer without a body.
+fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
