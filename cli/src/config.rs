@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::KafkaConfig;
 use livepulse_ingest::collector::CollectorConfig;
+use livepulse_ingest::origin::OriginConfig;
 use livepulse_pipelines::PipelineConfig;
 use serde::Deserialize;
 
@@ -24,6 +25,9 @@ pub struct Config {
     /// The telemetry collector.
     #[serde(default)]
     pub collector: CollectorConfig,
+    /// The HLS origin.
+    #[serde(default)]
+    pub origin: OriginConfig,
     /// The pipeline runtime.
     #[serde(default)]
     pub pipeline: PipelineConfig,

@@ -31,7 +31,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole system on this machine: local broker and ClickHouse
-    /// (when none is configured), collector, engagement job, synthetic audience.
+    /// (when none is configured), collector, HLS origin with a live test
+    /// stream, engagement job, synthetic audience.
     Up(commands::up::UpArgs),
     /// Install the local broker (tansu) and ClickHouse server used by `up` and the tests.
     Install,
@@ -41,6 +42,10 @@ enum Command {
     Migrate,
     /// Run the telemetry collector.
     Collect,
+    /// Run the HLS origin: publishers PUT HLS, viewers play it, requests go to Kafka.
+    Origin,
+    /// Manage stream keys through a running origin's admin API.
+    Streams(commands::streams::StreamsArgs),
     /// Run a streaming job.
     Run(commands::run::RunArgs),
     /// Drive a synthetic audience against a collector in real time.
@@ -66,6 +71,8 @@ async fn main() -> Result<()> {
         Command::Topics => commands::topics::run(&config).await,
         Command::Migrate => commands::migrate::run(&config).await,
         Command::Collect => commands::collect::run(&config).await,
+        Command::Origin => commands::origin::run(&config).await,
+        Command::Streams(args) => commands::streams::run(&config, args).await,
         Command::Run(args) => commands::run::run(&config, args).await,
         Command::Simulate(args) => commands::simulate::run(args).await,
         Command::Bench(args) => commands::bench::run(&config, args).await,

@@ -4,8 +4,11 @@ pub mod bench;
 pub mod collect;
 pub mod install;
 pub mod migrate;
+pub mod origin;
 pub mod run;
 pub mod simulate;
+pub mod streams;
+mod test_stream;
 pub mod topics;
 pub mod up;
 

@@ -12,6 +12,7 @@ use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::home_dir;
 use livepulse_ingest::collector::{Collector, WriteKey};
+use livepulse_ingest::origin::{Origin, OriginConfig, Secret, StreamKey};
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
@@ -35,7 +36,13 @@ pub struct UpArgs {
     /// Run without the synthetic audience (bring your own events).
     #[arg(long)]
     no_audience: bool,
+    /// Run without the live test stream (ffmpeg publishing to the origin).
+    #[arg(long)]
+    no_test_stream: bool,
 }
+
+/// The stream `up` publishes when no stream key is configured.
+const TEST_STREAM: &str = "live-test";
 
 /// Starts what is not configured, runs everything, stops it all on Ctrl-C.
 pub async fn run(config: Config, args: UpArgs) -> Result<()> {
@@ -98,6 +105,20 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     let collector = Collector::new(collector_config, &kafka)?;
     let collector_task =
         tokio::spawn(collector.serve(listener, shutdown.clone().cancelled_owned()));
+    let origin_config = origin_config(&config.origin);
+    let origin_listener = bind_or_any(origin_config.listen).await?;
+    let origin_url = format!("http://{}", origin_listener.local_addr()?);
+    let origin = Origin::new(origin_config.clone(), &kafka)?;
+    let origin_task =
+        tokio::spawn(origin.serve(origin_listener, shutdown.clone().cancelled_owned()));
+    let test_stream = match (args.no_test_stream, origin_config.streams.first()) {
+        (false, Some(stream)) => Some((
+            super::test_stream::start(&origin_url, stream.key.expose())?,
+            stream.stream_id.clone(),
+        )),
+        _ => None,
+    };
+
     let mut pipeline_config = config.pipeline.clone();
     // Checkpoints hold broker offsets, so by default they live beside the
     // local broker's data.
@@ -127,6 +148,9 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     print_banner(
         &collector_url,
         &write_key,
+        &origin_url,
+        &origin_config,
+        test_stream.as_ref().map(|(_, stream)| stream.as_str()),
         &kafka,
         &clickhouse,
         server.as_ref(),
@@ -142,7 +166,11 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
             totals.sent, totals.accepted
         );
     }
+    if let Some((mut ffmpeg, _)) = test_stream {
+        let _ = ffmpeg.kill().await;
+    }
     collector_task.await??;
+    origin_task.await??;
     let stats = pipeline_task.await??;
     println!(
         "engagement job: {} events read, {} rows written",
@@ -156,6 +184,22 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     }
     println!("stopped");
     Ok(())
+}
+
+/// The configured origin, with a test stream key and an admin token
+/// generated when none are configured.
+fn origin_config(configured: &OriginConfig) -> OriginConfig {
+    let mut config = configured.clone();
+    let secret = |prefix: &str| Secret(format!("{prefix}_{}", uuid::Uuid::new_v4().simple()));
+    if config.streams.is_empty() {
+        config.streams.push(StreamKey {
+            key: secret("sk"),
+            stream_id: TEST_STREAM.to_owned(),
+            creator_id: "creator-test".to_owned(),
+        });
+    }
+    config.admin_token.get_or_insert_with(|| secret("adm"));
+    config
 }
 
 async fn start_broker(dir: &Path, port: u16) -> Result<LocalBroker> {
@@ -195,9 +239,13 @@ async fn bind_or_any(addr: SocketAddr) -> Result<TcpListener> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one line of the banner each
 fn print_banner(
     collector_url: &str,
     write_key: &str,
+    origin_url: &str,
+    origin: &OriginConfig,
+    test_stream: Option<&str>,
     kafka: &KafkaConfig,
     clickhouse: &ClickHouseConfig,
     server: Option<&LocalClickHouse>,
@@ -207,6 +255,17 @@ fn print_banner(
     println!("livepulse is up");
     println!("  collector   POST {collector_url}/v1/events   (Authorization: Bearer {write_key})");
     println!("  metrics     {collector_url}/metrics");
+    let key = origin.streams.first().map_or("<key>", |s| s.key.expose());
+    println!("  origin      PUT {origin_url}/live/{key}/...   (ffmpeg -f hls -method PUT)");
+    if let Some(stream) = test_stream {
+        println!("  test stream {origin_url}/hls/{stream}/master.m3u8   (ffmpeg, 2 renditions)");
+    }
+    if let Some(token) = &origin.admin_token {
+        println!(
+            "  stream keys livepulse streams --origin {origin_url} --admin-token {} list",
+            token.expose()
+        );
+    }
     println!("  broker      {}", kafka.brokers);
     println!(
         "  clickhouse  {} database `{}`",
