@@ -4,5 +4,6 @@
 //! * [`origin`]: the HLS origin, HLS over HTTP `PUT` in, playback out, and
 //!   the playback request log (with CMCD) into Kafka.
 
+mod bearer;
 pub mod collector;
 pub mod origin;

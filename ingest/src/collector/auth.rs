@@ -1,11 +1,9 @@
 //! Write-key authentication (`Authorization: Bearer <key>`).
 
-use std::hint::black_box;
-
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 
 use super::config::WriteKey;
+use crate::bearer::{bearer, constant_time_eq};
 
 /// Why a request is not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,32 +38,10 @@ impl WriteKeys {
     }
 }
 
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes();
-    let (scheme, token) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    let token = token.trim_ascii();
-    (!token.is_empty()).then_some(token)
-}
-
-/// Equality whose running time depends only on `presented.len()` (the
-/// client's own input), not on the secret's content or length.
-fn constant_time_eq(presented: &[u8], secret: &[u8]) -> bool {
-    if secret.is_empty() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (i, byte) in presented.iter().enumerate() {
-        diff |= byte ^ secret[i % secret.len()];
-    }
-    black_box(diff) == 0 && presented.len() == secret.len()
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::header::AUTHORIZATION;
+
     use super::*;
 
     fn keys() -> WriteKeys {

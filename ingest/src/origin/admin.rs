@@ -2,13 +2,12 @@
 //! `Authorization: Bearer <admin_token>`. Without a configured token every
 //! admin route answers 404, as if it did not exist.
 
-use std::hint::black_box;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use tracing::info;
 use super::config::{check_creator_id, check_stream_id};
 use super::service::Shared;
 use super::{empty, error};
+use crate::bearer::{bearer, constant_time_eq};
 
 /// A stream with a key, as `GET /admin/streams` lists it (never the key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,29 +67,6 @@ fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     };
     (!constant_time_eq(presented, token.expose().as_bytes()))
         .then(|| error(StatusCode::FORBIDDEN, "invalid admin token"))
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes();
-    let (scheme, token) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    let token = token.trim_ascii();
-    (!token.is_empty()).then_some(token)
-}
-
-/// Equality whose running time depends only on `presented.len()`.
-fn constant_time_eq(presented: &[u8], secret: &[u8]) -> bool {
-    if secret.is_empty() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (i, byte) in presented.iter().enumerate() {
-        diff |= byte ^ secret[i % secret.len()];
-    }
-    black_box(diff) == 0 && presented.len() == secret.len()
 }
 
 /// `GET /admin/streams`: `[{"stream_id", "creator_id"}]`, by stream id.
@@ -167,19 +144,4 @@ pub(crate) async fn revoke(
     info!(%stream_id, "stream key revoked");
     shared.announce(shared.store.remove(&stream_id));
     empty(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compares_whole_tokens() {
-        let secret = b"adm_0123456789abcdef";
-        assert!(constant_time_eq(secret, secret));
-        assert!(!constant_time_eq(b"adm_0123456789abcde", secret));
-        assert!(!constant_time_eq(b"adm_0123456789abcdefX", secret));
-        assert!(!constant_time_eq(b"adm_0123456789abcdeX", secret));
-        assert!(!constant_time_eq(b"", b""));
-    }
 }
