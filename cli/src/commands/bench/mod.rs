@@ -5,9 +5,14 @@
 //! * `--sessions N`: memory of the job's state with N viewer sessions open
 //!   ([`sessions`]);
 //! * `--freshness RATE`: event -> ClickHouse row latency through a private
-//!   broker and ClickHouse at RATE events/s ([`freshness`]).
+//!   broker and ClickHouse at RATE events/s ([`freshness`]);
+//! * `--origin`: the HLS origin beside nginx with the RTMP module in the
+//!   same run, publish-to-playable latency and segment serving throughput
+//!   ([`origin`]).
 
 mod freshness;
+mod nginx;
+mod origin;
 mod replay;
 mod sessions;
 
@@ -54,6 +59,13 @@ pub struct BenchArgs {
     /// How long the freshness run produces, seconds.
     #[arg(long, default_value_t = 60)]
     freshness_secs: u64,
+    /// Instead of the rate: the HLS origin beside nginx with the RTMP
+    /// module, publish-to-playable latency and segment serving throughput.
+    #[arg(long, conflicts_with_all = ["sessions", "freshness"])]
+    origin: bool,
+    /// How long the origin latency run publishes, seconds.
+    #[arg(long, default_value_t = 30)]
+    origin_secs: u64,
 }
 
 /// Runs the benchmark `args` ask for and prints its figures.
@@ -62,6 +74,9 @@ pub async fn run(config: &Config, args: BenchArgs) -> Result<()> {
     let pipeline = &config.pipeline;
     if let Some(sessions) = args.sessions {
         return sessions::run(pipeline, sessions).await;
+    }
+    if args.origin {
+        return origin::run(Duration::from_secs(args.origin_secs)).await;
     }
     if let Some(rate) = args.freshness {
         return freshness::run(pipeline, rate, Duration::from_secs(args.freshness_secs)).await;
