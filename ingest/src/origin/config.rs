@@ -20,6 +20,10 @@ pub const MIN_RECORD_BYTES: usize = 16 * 1024;
 /// Largest `max_record_bytes`: a record plus its framing must stay under
 /// librdkafka's default `message.max.bytes` (1,000,000).
 pub const MAX_RECORD_BYTES: usize = 900 * 1024;
+/// Smallest `rtmp_max_message_bytes`: room for a keyframe of a small stream.
+pub const MIN_RTMP_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest `rtmp_max_message_bytes`: RTMP message lengths have 24 bits.
+pub const MAX_RTMP_MESSAGE_BYTES: usize = (1 << 24) - 1;
 
 /// How the origin listens, which publishers it accepts and what it bounds.
 ///
@@ -37,7 +41,11 @@ pub const MAX_RECORD_BYTES: usize = 900 * 1024;
 /// "#).unwrap();
 /// cfg.validate().unwrap();
 /// assert_eq!(cfg.listen.to_string(), "127.0.0.1:8081");
+/// assert_eq!(cfg.rtmp_listen.unwrap().to_string(), "127.0.0.1:1935");
 /// assert_eq!(cfg.max_segment_bytes, 32 * 1024 * 1024);
+///
+/// let no_rtmp: OriginConfig = toml::from_str(r#"rtmp_listen = "off""#).unwrap();
+/// assert_eq!(no_rtmp.rtmp_listen, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -77,6 +85,23 @@ pub struct OriginConfig {
     /// How long the broker gets to acknowledge a record before it is
     /// dropped and counted, ms.
     pub delivery_timeout_ms: u64,
+    /// Address RTMP publishers connect to
+    /// (`rtmp://host:port/live/{stream_key}`), or `"off"`. The `livepulse`
+    /// binary binds it and hands the listener to
+    /// [`Origin::with_rtmp`](super::Origin::with_rtmp).
+    #[serde(with = "optional_addr")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Target duration of segments remuxed from RTMP, ms: a segment closes
+    /// on the first keyframe at least this long after it began, so
+    /// encoders should send a keyframe at least this often.
+    pub rtmp_segment_ms: u64,
+    /// RTMP connections served at once; more are closed right away.
+    pub rtmp_max_connections: usize,
+    /// Largest RTMP audio or video message, bytes; a larger one closes the
+    /// connection.
+    pub rtmp_max_message_bytes: usize,
+    /// An RTMP connection silent this long is closed (its stream ends), ms.
+    pub rtmp_idle_timeout_ms: u64,
 }
 
 impl Default for OriginConfig {
@@ -97,7 +122,44 @@ impl Default for OriginConfig {
             access_flush_ms: 200,
             max_record_bytes: 512 * 1024,
             delivery_timeout_ms: 10_000,
+            rtmp_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 1935))),
+            rtmp_segment_ms: 1000,
+            rtmp_max_connections: 64,
+            rtmp_max_message_bytes: 4 * 1024 * 1024,
+            rtmp_idle_timeout_ms: 10_000,
         }
+    }
+}
+
+/// `rtmp_listen` as written in files and the environment: an address or
+/// `"off"` (TOML has no null).
+mod optional_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => serializer.collect_str(addr),
+            None => serializer.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "off" {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            de::Error::custom(format!(
+                "`{text}` is neither an address (host:port) nor \"off\""
+            ))
+        })
     }
 }
 
@@ -275,6 +337,36 @@ impl OriginConfig {
         if !(100..=600_000).contains(&self.delivery_timeout_ms) {
             return Err(err("delivery_timeout_ms", "must be 100..=600000".into()));
         }
+        self.validate_rtmp()
+    }
+
+    fn validate_rtmp(&self) -> Result<(), ConfigError> {
+        let err = |field, problem: String| ConfigError {
+            section: "origin",
+            field,
+            problem,
+        };
+        if self.rtmp_listen == Some(self.listen) {
+            return Err(err("rtmp_listen", "must differ from listen".into()));
+        }
+        if !(200..=30_000).contains(&self.rtmp_segment_ms) {
+            return Err(err("rtmp_segment_ms", "must be 200..=30000".into()));
+        }
+        if !(1..=10_000).contains(&self.rtmp_max_connections) {
+            return Err(err("rtmp_max_connections", "must be 1..=10000".into()));
+        }
+        // A message beyond max_segment_bytes cannot fit a segment either:
+        // the segmenter refuses it, so the two limits need no order.
+        let sizes = MIN_RTMP_MESSAGE_BYTES..=MAX_RTMP_MESSAGE_BYTES;
+        if !sizes.contains(&self.rtmp_max_message_bytes) {
+            return Err(err(
+                "rtmp_max_message_bytes",
+                format!("must be {MIN_RTMP_MESSAGE_BYTES}..={MAX_RTMP_MESSAGE_BYTES}"),
+            ));
+        }
+        if !(1_000..=600_000).contains(&self.rtmp_idle_timeout_ms) {
+            return Err(err("rtmp_idle_timeout_ms", "must be 1000..=600000".into()));
+        }
         Ok(())
     }
 
@@ -286,6 +378,11 @@ impl OriginConfig {
     /// [`OriginConfig::upload_idle_timeout_ms`] as a duration.
     pub fn upload_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.upload_idle_timeout_ms)
+    }
+
+    /// [`OriginConfig::rtmp_idle_timeout_ms`] as a duration.
+    pub fn rtmp_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.rtmp_idle_timeout_ms)
     }
 }
 
@@ -375,5 +472,43 @@ mod tests {
             problem(idle),
             "invalid origin config: `upload_idle_timeout_ms` must be 50..=upload_timeout_ms"
         );
+    }
+
+    #[test]
+    fn rtmp_settings_are_checked_and_can_be_off() {
+        let problem = |cfg: OriginConfig| cfg.validate().unwrap_err().to_string();
+        let same = OriginConfig {
+            rtmp_listen: Some(OriginConfig::default().listen),
+            ..OriginConfig::default()
+        };
+        assert_eq!(
+            problem(same),
+            "invalid origin config: `rtmp_listen` must differ from listen"
+        );
+        let message = OriginConfig {
+            rtmp_max_message_bytes: 1024,
+            ..OriginConfig::default()
+        };
+        assert_eq!(
+            problem(message),
+            "invalid origin config: `rtmp_max_message_bytes` must be 65536..=16777215"
+        );
+        let segment = OriginConfig {
+            rtmp_segment_ms: 100,
+            ..OriginConfig::default()
+        };
+        assert_eq!(
+            problem(segment),
+            "invalid origin config: `rtmp_segment_ms` must be 200..=30000"
+        );
+
+        let off: OriginConfig = toml::from_str(r#"rtmp_listen = "off""#).unwrap();
+        assert_eq!(off.rtmp_listen, None);
+        off.validate().unwrap();
+        let text = toml::to_string(&off).unwrap();
+        assert!(text.contains(r#"rtmp_listen = "off""#), "{text}");
+        assert_eq!(toml::from_str::<OriginConfig>(&text).unwrap(), off);
+        let bad = toml::from_str::<OriginConfig>(r#"rtmp_listen = "nowhere""#).unwrap_err();
+        assert!(bad.to_string().contains("neither an address"), "{bad}");
     }
 }

@@ -22,10 +22,10 @@ use tokio::time::{Instant, timeout_at};
 use tracing::{debug, warn};
 
 use super::keys::Identity;
-use super::metrics::{REJECTED_KEYS, UPLOAD_BYTES, UPLOADS};
+use super::metrics::{REJECTED_KEYS, UPLOADS};
 use super::path::ObjectPath;
 use super::playlist;
-use super::service::Shared;
+use super::service::{PublishError, Shared};
 use super::{empty, error};
 
 /// Why an upload body was not read to its end.
@@ -195,32 +195,23 @@ async fn store_upload(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: Bod
     } else {
         None
     };
-    // The key may have been revoked while the body arrived.
-    if shared.keys.resolve(key).as_ref() != Some(&identity) {
-        counter!(REJECTED_KEYS).increment(1);
-        return forbidden();
-    }
     let body = playlist.as_ref().map_or(raw, |p| p.body.clone());
-    let size = body.len() as u64;
-    let stored = shared.store.put(
-        &identity,
-        &path,
-        body,
-        playlist.as_ref(),
-        std::time::Instant::now(),
-    );
-    match stored {
-        Ok(stored) => {
-            counter!(UPLOAD_BYTES).increment(size);
+    let size = body.len();
+    match shared.publish(key, &identity, &path, body, playlist.as_ref()) {
+        Ok(replaced) => {
             debug!(stream_id = %identity.stream_id, object = %path, bytes = size, "stored");
-            shared.announce(stored.lifecycle);
-            empty(if stored.replaced {
+            empty(if replaced {
                 StatusCode::NO_CONTENT
             } else {
                 StatusCode::CREATED
             })
         }
-        Err(err) => {
+        // The key was revoked while the body arrived.
+        Err(PublishError::Revoked) => {
+            counter!(REJECTED_KEYS).increment(1);
+            forbidden()
+        }
+        Err(PublishError::Store(err)) => {
             warn!(stream_id = %identity.stream_id, object = %path, error = %err, "upload not stored");
             error(StatusCode::INSUFFICIENT_STORAGE, &err.to_string())
         }

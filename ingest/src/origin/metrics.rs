@@ -11,7 +11,8 @@ use crate::collector::CollectorError;
 
 /// Uploads (`PUT`/`DELETE /live/...`), by `method` and `status`.
 pub const UPLOADS: &str = "livepulse_origin_uploads_total";
-/// Bytes of uploads stored.
+/// Bytes publishers had stored: HTTP uploads and the segments and
+/// playlists remuxed from RTMP.
 pub const UPLOAD_BYTES: &str = "livepulse_origin_upload_bytes_total";
 /// Uploads refused because their stream key is unknown or revoked.
 pub const REJECTED_KEYS: &str = "livepulse_origin_rejected_keys_total";
@@ -42,6 +43,19 @@ pub const ACCESS_DROPPED: &str = "livepulse_origin_access_requests_dropped_total
 /// Stream lifecycle events the broker did not take, by `event`.
 pub const LIFECYCLE_DROPPED: &str = "livepulse_origin_stream_events_dropped_total";
 
+/// Open RTMP connections.
+pub const RTMP_CONNECTIONS: &str = "livepulse_origin_rtmp_connections";
+/// RTMP connections or publishes refused, by `reason` (`key`: unknown or
+/// revoked stream key; `busy`: the stream already has a publisher; `app`:
+/// not `live`; `play`: playback asked for; `connections`:
+/// `rtmp_max_connections` reached).
+pub const RTMP_REFUSED: &str = "livepulse_origin_rtmp_refused_total";
+/// RTMP connections that ended, by `reason` (`closed`, `idle`, `revoked`,
+/// `refused`, `shutdown`, `error`).
+pub const RTMP_DISCONNECTS: &str = "livepulse_origin_rtmp_disconnects_total";
+/// Segments remuxed from RTMP streams.
+pub const RTMP_SEGMENTS: &str = "livepulse_origin_rtmp_segments_total";
+
 static DESCRIBE: Once = Once::new();
 
 /// The process's Prometheus recorder, with the origin's metrics described.
@@ -56,7 +70,10 @@ pub(crate) fn handle() -> Result<&'static PrometheusHandle, OriginError> {
 
 fn describe() {
     describe_counter!(UPLOADS, "Uploads by method and HTTP status");
-    describe_counter!(UPLOAD_BYTES, "Bytes of uploads stored");
+    describe_counter!(
+        UPLOAD_BYTES,
+        "Bytes publishers had stored (HTTP uploads, RTMP remuxes)"
+    );
     describe_counter!(
         REJECTED_KEYS,
         "Uploads with an unknown or revoked stream key"
@@ -78,4 +95,11 @@ fn describe() {
         "Playback requests left out of the log, by reason"
     );
     describe_counter!(LIFECYCLE_DROPPED, "Stream events the broker did not take");
+    describe_gauge!(RTMP_CONNECTIONS, "Open RTMP connections");
+    describe_counter!(
+        RTMP_REFUSED,
+        "RTMP connections or publishes refused, by reason"
+    );
+    describe_counter!(RTMP_DISCONNECTS, "RTMP connections that ended, by reason");
+    describe_counter!(RTMP_SEGMENTS, "Segments remuxed from RTMP streams");
 }

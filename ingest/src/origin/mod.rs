@@ -1,6 +1,7 @@
 //! The HLS origin: publishers push HLS over HTTP `PUT` (what ffmpeg's HLS
-//! muxer does with `-method PUT`), viewers play it back, and every playback
-//! request goes to Kafka with the player's CMCD data.
+//! muxer does with `-method PUT`) or RTMP (OBS, hardware encoders), viewers
+//! play it back, and every playback request goes to Kafka with the
+//! player's CMCD data.
 //!
 //! # Publishing: `PUT` / `DELETE /live/{stream_key}/{path}`
 //!
@@ -23,6 +24,43 @@
 //!   replaced); `DELETE` removes it (204, 404 when unknown). A stream holds
 //!   at most 16 rendition folders and a folder 8 playlists and init
 //!   segments: beyond them, 507.
+//!
+//! # Publishing over RTMP: `rtmp://host:port/live/{stream_key}`
+//!
+//! The application is `live` and the stream name the key (OBS: server
+//! `rtmp://host:port/live`, the key as stream key). The origin listens on
+//! [`OriginConfig::rtmp_listen`] once [`Origin::with_rtmp`] handed it the
+//! bound listener. H.264 and AAC are remuxed, never transcoded, into
+//! MPEG-TS segments cut on keyframes once `rtmp_segment_ms` elapsed, a
+//! sliding media playlist `src/index.m3u8` and a `master.m3u8` (peak
+//! `BANDWIDTH`, `CODECS`, `RESOLUTION` from the encoder's metadata). They
+//! enter the store through the same entry point as HTTP uploads, so
+//! playback, the request log and the lifecycle events are the same.
+//!
+//! * **Key**: an unknown or revoked key gets `NetStream.Publish.BadName`
+//!   and the connection closes, logged without the key and counted
+//!   (`livepulse_origin_rtmp_refused_total{reason="key"}`). Revoking a key
+//!   closes its publisher's connection at its next segment.
+//! * **One publisher per key**: a second publish of a key that is live is
+//!   refused the same way (`reason="busy"`); the first goes on.
+//! * **Bounds**: `rtmp_max_connections` at once (more are closed at once);
+//!   audio and video messages up to `rtmp_max_message_bytes` (the chunk
+//!   layer may buffer one message up to RTMP's own 16 MiB before that
+//!   check); segments up to `max_segment_bytes`, so a stream without
+//!   keyframes is closed; a connection silent for `rtmp_idle_timeout_ms`
+//!   is closed.
+//! * **End**: `deleteStream`, the connection closing, the idle timeout or
+//!   the origin stopping flush the last segment and write
+//!   `#EXT-X-ENDLIST`: the stream ends as an HTTP publisher's would.
+//! * **Codecs**: H.264 and AAC (Main, LC, SSR, LTP). Anything else (enhanced
+//!   RTMP's HEVC or AV1, MP3, HE-AAC) closes the connection with the reason
+//!   logged. Segment names carry the publish's start time, so a
+//!   reconnecting encoder never reuses one.
+//! * **Ingest health**: each segment's duration, the input bit rate, frame
+//!   rate and keyframe interval are logged at `debug`.
+//!
+//! An RTMP and an HTTP publisher of the same stream at once are not told
+//! apart: their objects would mix.
 //!
 //! # Playback: `GET` / `HEAD /hls/{stream_id}/{path}`
 //!
@@ -96,6 +134,7 @@ pub mod metrics;
 mod path;
 mod playback;
 mod playlist;
+mod rtmp;
 mod server;
 mod service;
 mod sink;
@@ -103,8 +142,8 @@ mod store;
 
 pub use admin::{CreatedStream, NewStream, StreamInfo};
 pub use config::{
-    MAX_RECORD_BYTES, MIN_PLAYLIST_BYTES, MIN_RECORD_BYTES, MIN_SECRET_CHARS, MIN_SEGMENT_BYTES,
-    OriginConfig, Secret, StreamKey,
+    MAX_RECORD_BYTES, MAX_RTMP_MESSAGE_BYTES, MIN_PLAYLIST_BYTES, MIN_RECORD_BYTES,
+    MIN_RTMP_MESSAGE_BYTES, MIN_SECRET_CHARS, MIN_SEGMENT_BYTES, OriginConfig, Secret, StreamKey,
 };
 pub use livepulse_contract::api::ErrorResponse;
 pub use playback::{ERROR_CACHE, FINAL_CACHE, LIVE_PLAYLIST_CACHE};

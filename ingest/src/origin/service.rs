@@ -11,19 +11,25 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use bytes::Bytes;
+use futures::future::OptionFuture;
 use livepulse_connectors::kafka::KafkaConfig;
 use livepulse_contract::Kind;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::{FutureProducer, Producer};
+use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::keys::StreamKeys;
-use super::metrics::{STREAMS_ENDED, STREAMS_STARTED};
+use super::keys::{Identity, StreamKeys};
+use super::metrics::{STREAMS_ENDED, STREAMS_STARTED, UPLOAD_BYTES};
+use super::path::ObjectPath;
+use super::playlist::Playlist;
 use super::sink::{self, Batching, Receivers, Sink, StreamEvent};
-use super::store::{Lifecycle, Store, StoreLimits};
-use super::{OriginConfig, OriginError, admin, ingest, metrics, playback, server};
+use super::store::{Lifecycle, Store, StoreError, StoreLimits};
+use super::{OriginConfig, OriginError, admin, ingest, metrics, playback, rtmp, server};
 
 /// How long `/healthz` waits for the broker's metadata.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -40,7 +46,42 @@ pub(crate) struct Shared {
     pub metrics: &'static PrometheusHandle,
 }
 
+/// Why a publisher's object was not stored.
+#[derive(Debug, Error)]
+pub(crate) enum PublishError {
+    /// The key no longer publishes the stream (revoked while it arrived).
+    #[error("unknown or revoked stream key: nothing stored")]
+    Revoked,
+    /// The store's bounds refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl Shared {
+    /// Stores an object a publisher sent with `key` (an HTTP upload, or a
+    /// segment or playlist remuxed from RTMP) and announces the lifecycle
+    /// changes it causes: the one way objects enter the store, whatever
+    /// the protocol. Returns whether it replaced an object of that name.
+    pub(crate) fn publish(
+        &self,
+        key: &str,
+        identity: &Identity,
+        path: &ObjectPath,
+        body: Bytes,
+        playlist: Option<&Playlist>,
+    ) -> Result<bool, PublishError> {
+        if self.keys.resolve(key).as_ref() != Some(identity) {
+            return Err(PublishError::Revoked);
+        }
+        let size = body.len() as u64;
+        let stored = self
+            .store
+            .put(identity, path, body, playlist, Instant::now())?;
+        counter!(UPLOAD_BYTES).increment(size);
+        self.announce(stored.lifecycle);
+        Ok(stored.replaced)
+    }
+
     /// Logs, counts and produces stream lifecycle changes.
     pub(crate) fn announce(&self, changes: impl IntoIterator<Item = Lifecycle>) {
         for change in changes {
@@ -61,10 +102,10 @@ impl Shared {
     }
 }
 
-/// The HLS origin: publishers `PUT` HLS over HTTP to `/live/{key}/...`,
-/// viewers `GET` it from `/hls/{stream_id}/...`; every playback request and
-/// every stream start and end goes to Kafka. Also `/admin/streams`,
-/// `/healthz` and `/metrics`.
+/// The HLS origin: publishers `PUT` HLS over HTTP to `/live/{key}/...`
+/// (or push RTMP, see [`Origin::with_rtmp`]), viewers `GET` it from
+/// `/hls/{stream_id}/...`; every playback request and every stream start
+/// and end goes to Kafka. Also `/admin/streams`, `/healthz` and `/metrics`.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), livepulse_ingest::origin::OriginError> {
@@ -80,13 +121,18 @@ impl Shared {
 ///     ..OriginConfig::default()
 /// };
 /// let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-/// let origin = Origin::new(cfg, &KafkaConfig::local("127.0.0.1:9092"))?;
+/// let rtmp_listen = cfg.rtmp_listen;
+/// let mut origin = Origin::new(cfg, &KafkaConfig::local("127.0.0.1:9092"))?;
+/// if let Some(addr) = rtmp_listen {
+///     origin = origin.with_rtmp(tokio::net::TcpListener::bind(addr).await?);
+/// }
 /// origin.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
 /// # }
 /// ```
 pub struct Origin {
     shared: Arc<Shared>,
     receivers: Receivers,
+    rtmp: Option<TcpListener>,
 }
 
 impl Origin {
@@ -117,7 +163,16 @@ impl Origin {
                 metrics,
             }),
             receivers,
+            rtmp: None,
         })
+    }
+
+    /// Also accepts RTMP publishers on `listener` (bound to
+    /// [`OriginConfig::rtmp_listen`]) while [`Origin::serve`] runs; when
+    /// serving stops, their streams end like a publisher's own stop.
+    pub fn with_rtmp(mut self, listener: TcpListener) -> Self {
+        self.rtmp = Some(listener);
+        self
     }
 
     /// The HTTP routes. [`Origin::serve`] serves them with what they rely
@@ -145,8 +200,9 @@ impl Origin {
             .with_state(self.shared.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes, then lets in-flight
-    /// requests finish, ends the live streams and flushes the producer.
+    /// Serves HTTP on `listener` (and RTMP when [`Origin::with_rtmp`] gave
+    /// a listener) until `shutdown` completes, then lets in-flight requests
+    /// finish, ends the live streams and flushes the producer.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -156,7 +212,11 @@ impl Origin {
             info!(%addr, "origin listening");
         }
         let router = self.router();
-        let Self { shared, receivers } = self;
+        let Self {
+            shared,
+            receivers,
+            rtmp,
+        } = self;
         let cfg = &shared.cfg;
         let batching = Batching {
             every: Duration::from_millis(cfg.access_flush_ms),
@@ -171,7 +231,18 @@ impl Origin {
             stopped,
         ));
         let sweeper = tokio::spawn(sweep(shared.clone()));
+        let stopping = CancellationToken::new();
+        let rtmp = rtmp.map(|rtmp_listener| {
+            tokio::spawn(rtmp::serve(rtmp_listener, shared.clone(), stopping.clone()))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
         server::serve(listener, router, shutdown).await;
+        if let Some(Err(err)) = OptionFuture::from(rtmp).await {
+            warn!(error = %err, "RTMP ingest task failed");
+        }
         sweeper.abort();
         shared.announce(shared.store.end_all(Instant::now()));
         // The receiver only goes away if the task already ended.

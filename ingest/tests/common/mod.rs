@@ -3,6 +3,7 @@
 //! back everything the broker stored. [`origin`] serves the origin's tests.
 
 pub mod origin;
+pub mod rtmp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
