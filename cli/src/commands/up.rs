@@ -108,7 +108,16 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     let origin_config = origin_config(&config.origin);
     let origin_listener = bind_or_any(origin_config.listen).await?;
     let origin_url = format!("http://{}", origin_listener.local_addr()?);
-    let origin = Origin::new(origin_config.clone(), &kafka)?;
+    let mut origin = Origin::new(origin_config.clone(), &kafka)?;
+    let rtmp_url = match origin_config.rtmp_listen {
+        Some(addr) => {
+            let rtmp = bind_or_any(addr).await?;
+            let url = format!("rtmp://{}/live", rtmp.local_addr()?);
+            origin = origin.with_rtmp(rtmp);
+            Some(url)
+        }
+        None => None,
+    };
     let origin_task =
         tokio::spawn(origin.serve(origin_listener, shutdown.clone().cancelled_owned()));
     let test_stream = match (args.no_test_stream, origin_config.streams.first()) {
@@ -149,6 +158,7 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
         &collector_url,
         &write_key,
         &origin_url,
+        rtmp_url.as_deref(),
         &origin_config,
         test_stream.as_ref().map(|(_, stream)| stream.as_str()),
         &kafka,
@@ -244,6 +254,7 @@ fn print_banner(
     collector_url: &str,
     write_key: &str,
     origin_url: &str,
+    rtmp_url: Option<&str>,
     origin: &OriginConfig,
     test_stream: Option<&str>,
     kafka: &KafkaConfig,
@@ -257,6 +268,9 @@ fn print_banner(
     println!("  metrics     {collector_url}/metrics");
     let key = origin.streams.first().map_or("<key>", |s| s.key.expose());
     println!("  origin      PUT {origin_url}/live/{key}/...   (ffmpeg -f hls -method PUT)");
+    if let Some(rtmp) = rtmp_url {
+        println!("              {rtmp}/{key}   (OBS: server {rtmp}, stream key {key})");
+    }
     if let Some(stream) = test_stream {
         println!("  test stream {origin_url}/hls/{stream}/master.m3u8   (ffmpeg, 2 renditions)");
     }
