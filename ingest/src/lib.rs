@@ -5,5 +5,6 @@
 //!   the playback request log (with CMCD) into Kafka.
 
 mod bearer;
+mod broker_probe;
 pub mod collector;
 pub mod origin;

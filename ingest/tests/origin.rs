@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::broker;
 use common::origin::{
     ADMIN, CREATOR, KEY, Running, STREAM, chunked, config, error_text, ffmpeg_fmp4, ffmpeg_ts,
-    lifecycle, playback_requests, read_response, refused, send_raw, stream_events,
+    lifecycle, playback_requests, read_response, refused, send_raw, started_and_ended,
+    stream_events,
 };
 use livepulse_contract::playback::{Cmcd, ObjectKind};
 use livepulse_ingest::origin::{
@@ -86,14 +87,7 @@ async fn ffmpeg_fmp4_renditions_and_master_are_served_without_the_key() {
         .await;
     assert_eq!(deleted.status().as_u16(), 404);
 
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
     origin.stop().await;
 }
 
@@ -131,14 +125,7 @@ async fn ffmpeg_ts_with_absolute_publish_urls_is_served_relative() {
     let first = origin.get(&format!("/hls/{STREAM}/index0.ts")).await;
     assert_eq!(first.status().as_u16(), 404, "deleted by ffmpeg");
 
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
     origin.stop().await;
 }
 
@@ -281,14 +268,7 @@ async fn an_upload_is_playable_as_soon_as_its_put_returns() {
 
     // Stopping the origin ends the live stream.
     origin.stop().await;
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -891,14 +871,7 @@ async fn the_window_and_silence_bound_what_is_kept() {
         2.0
     );
     // No upload for a second: the stream ends, and half a second later it is gone.
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(status("s4.m4s").await, 404);
     assert_eq!(

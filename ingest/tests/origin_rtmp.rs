@@ -8,9 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::broker;
-use common::origin::{
-    ADMIN, CREATOR, KEY, STREAM, config, lifecycle, playback_requests, stream_events,
-};
+use common::origin::{ADMIN, KEY, STREAM, config, playback_requests, started_and_ended};
 use common::rtmp::{RtmpOrigin, finished, probe, spawn_ffmpeg_rtmp};
 use livepulse_ingest::origin::{FINAL_CACHE, OriginConfig};
 use tokio::io::AsyncReadExt;
@@ -96,14 +94,7 @@ async fn ffmpeg_rtmp_is_remuxed_into_playable_hls() {
     assert_eq!(codecs, ["aac", "h264"]);
     assert!((duration - 6.0).abs() <= 1.5, "{duration} s");
 
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
     // Viewers' requests are logged as for any stream.
     let (requests, _) = playback_requests(&kafka, |r| {
         r.iter().any(|r| r.object == "master.m3u8") && r.iter().any(|r| r.object.ends_with(".ts"))
@@ -148,14 +139,7 @@ async fn a_second_publisher_of_a_live_key_is_refused() {
     let playlist = origin.wait_for(MEDIA, ended).await;
     let total: f64 = durations(&playlist).iter().sum();
     assert!((total - 5.0).abs() <= 1.5, "{total} s: {playlist}");
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
     origin.stop().await;
 }
 
@@ -195,14 +179,7 @@ async fn stopping_the_origin_ends_a_live_rtmp_stream() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let (ok, _) = finished(publisher).await;
     assert!(!ok, "ffmpeg should see its connection closed");
-    let events = stream_events(&kafka, |e| e.len() >= 2).await;
-    assert_eq!(
-        events,
-        [
-            lifecycle(STREAM, "start", CREATOR),
-            lifecycle(STREAM, "end", CREATOR)
-        ]
-    );
+    started_and_ended(&kafka).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

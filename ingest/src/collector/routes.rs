@@ -4,7 +4,6 @@
 //! `ConnectInfo`), so none can log or record it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -13,7 +12,6 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics::counter;
-use rdkafka::producer::Producer;
 use tracing::{debug, warn};
 
 use super::auth::AuthError;
@@ -22,10 +20,8 @@ use super::decode::{self, DecodeError};
 use super::metrics::{BROKER_ERRORS, EVENTS_ACCEPTED, EVENTS_REJECTED, REQUESTS};
 use super::service::Shared;
 use super::sink;
+use crate::broker_probe;
 use livepulse_contract::api::{ErrorResponse, IngestResponse, RejectedEvent};
-
-/// How long `/healthz` waits for the broker's metadata.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `POST /v1/events`.
 pub(crate) async fn post_events(
@@ -172,28 +168,9 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// `GET /healthz`: 200 `ok` while the producer can fetch metadata from a
 /// broker, 503 otherwise.
 pub(crate) async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let producer = shared.producer.current();
-    // Blocking call; the handle is also dropped here, off the async workers.
-    let probe = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(None, HEALTH_TIMEOUT)
-            .map(|metadata| metadata.brokers().len())
-    })
-    .await;
-    match probe {
-        Ok(Ok(brokers)) if brokers > 0 => (StatusCode::OK, "ok").into_response(),
-        Ok(Ok(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no broker in the cluster metadata",
-        )
-            .into_response(),
-        Ok(Err(err)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("broker unreachable: {err}"),
-        )
-            .into_response(),
-        Err(err) => internal(&err),
+    match broker_probe::probe(shared.producer.current()).await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
     }
 }
 

@@ -16,7 +16,7 @@ use futures::future::OptionFuture;
 use livepulse_connectors::kafka::KafkaConfig;
 use livepulse_contract::Kind;
 use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,9 +30,8 @@ use super::playlist::Playlist;
 use super::sink::{self, Batching, Receivers, Sink, StreamEvent};
 use super::store::{Lifecycle, Store, StoreError, StoreLimits};
 use super::{OriginConfig, OriginError, admin, ingest, metrics, playback, rtmp, server};
+use crate::broker_probe;
 
-/// How long `/healthz` waits for the broker's metadata.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest admin API request body, bytes.
 const ADMIN_BODY_BYTES: usize = 16 * 1024;
 
@@ -273,19 +272,9 @@ async fn sweep(shared: Arc<Shared>) {
 /// `GET /healthz`: 200 while serving. Playback never depends on Kafka, so
 /// an unreachable broker only shows in the text.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let producer = shared.producer.clone();
-    let probe = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(None, HEALTH_TIMEOUT)
-            .map(|metadata| metadata.brokers().len())
-    })
-    .await;
-    let text = match probe {
-        Ok(Ok(brokers)) if brokers > 0 => "ok".to_owned(),
-        Ok(Ok(_)) => "ok; request log degraded: no broker in the cluster metadata".to_owned(),
-        Ok(Err(err)) => format!("ok; request log degraded: broker unreachable: {err}"),
-        Err(err) => format!("ok; broker probe failed: {err}"),
+    let text = match broker_probe::probe(shared.producer.clone()).await {
+        Ok(()) => "ok".to_owned(),
+        Err(reason) => format!("ok; request log degraded: {reason}"),
     };
     (StatusCode::OK, text).into_response()
 }

@@ -338,3 +338,15 @@ pub async fn stream_events(
 pub fn lifecycle(stream: &str, event: &str, creator: &str) -> (String, String, String) {
     (stream.to_owned(), event.to_owned(), creator.to_owned())
 }
+
+/// Asserts that the stream topic holds exactly [`STREAM`]'s start and end.
+pub async fn started_and_ended(kafka: &KafkaConfig) {
+    let events = stream_events(kafka, |e| e.len() >= 2).await;
+    assert_eq!(
+        events,
+        [
+            lifecycle(STREAM, "start", CREATOR),
+            lifecycle(STREAM, "end", CREATOR)
+        ]
+    );
+}
