@@ -120,11 +120,17 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     };
     let origin_task =
         tokio::spawn(origin.serve(origin_listener, shutdown.clone().cancelled_owned()));
+    // Without ffmpeg the rest of the system still runs: say so and go on.
     let test_stream = match (args.no_test_stream, origin_config.streams.first()) {
-        (false, Some(stream)) => Some((
-            super::test_stream::start(&origin_url, stream.key.expose())?,
-            stream.stream_id.clone(),
-        )),
+        (false, Some(stream)) => {
+            match super::test_stream::start(&origin_url, stream.key.expose()) {
+                Ok(ffmpeg) => Some((ffmpeg, stream.stream_id.clone())),
+                Err(e) => {
+                    tracing::warn!("no live test stream: {e:#}");
+                    None
+                }
+            }
+        }
         _ => None,
     };
 
