@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::broker;
-use common::origin::{ADMIN, KEY, STREAM, config, playback_requests, started_and_ended};
-use common::rtmp::{RtmpOrigin, finished, probe, spawn_ffmpeg_rtmp};
+use common::origin::{ADMIN, KEY, Running, STREAM, config, playback_requests, started_and_ended};
+use common::rtmp::{finished, probe, spawn_ffmpeg_rtmp};
 use livepulse_ingest::origin::{FINAL_CACHE, OriginConfig};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -42,7 +42,7 @@ fn ended(playlist: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_rtmp_is_remuxed_into_playable_hls() {
     let (_dir, _broker, kafka) = broker().await;
-    let origin = RtmpOrigin::start(config(), &kafka).await;
+    let origin = Running::start_with_rtmp(config(), &kafka).await;
     let (ok, stderr) = finished(spawn_ffmpeg_rtmp(&origin.publish_url(KEY), 6)).await;
     assert!(ok, "ffmpeg failed: {stderr}");
 
@@ -111,7 +111,7 @@ async fn ffmpeg_rtmp_is_remuxed_into_playable_hls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_refused_and_nothing_is_stored() {
     let (_dir, _broker, kafka) = broker().await;
-    let origin = RtmpOrigin::start(config(), &kafka).await;
+    let origin = Running::start_with_rtmp(config(), &kafka).await;
     let wrong = "sk_wrong0123456789abcdef";
     let (ok, _) = finished(spawn_ffmpeg_rtmp(&origin.publish_url(wrong), 2)).await;
     assert!(!ok, "ffmpeg's publish should fail");
@@ -125,7 +125,7 @@ async fn a_wrong_key_is_refused_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_publisher_of_a_live_key_is_refused() {
     let (_dir, _broker, kafka) = broker().await;
-    let origin = RtmpOrigin::start(config(), &kafka).await;
+    let origin = Running::start_with_rtmp(config(), &kafka).await;
     let first = spawn_ffmpeg_rtmp(&origin.publish_url(KEY), 5);
     origin.wait_for(MASTER, |_| true).await;
 
@@ -146,7 +146,7 @@ async fn a_second_publisher_of_a_live_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_the_key_closes_the_rtmp_connection() {
     let (_dir, _broker, kafka) = broker().await;
-    let origin = RtmpOrigin::start(config(), &kafka).await;
+    let origin = Running::start_with_rtmp(config(), &kafka).await;
     let publisher = spawn_ffmpeg_rtmp(&origin.publish_url(KEY), 20);
     origin.wait_for(MASTER, |_| true).await;
     let revoked = origin
@@ -171,7 +171,7 @@ async fn revoking_the_key_closes_the_rtmp_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_origin_ends_a_live_rtmp_stream() {
     let (_dir, _broker, kafka) = broker().await;
-    let origin = RtmpOrigin::start(config(), &kafka).await;
+    let origin = Running::start_with_rtmp(config(), &kafka).await;
     let publisher = spawn_ffmpeg_rtmp(&origin.publish_url(KEY), 20);
     origin.wait_for(MASTER, |_| true).await;
     let started = tokio::time::Instant::now();
@@ -190,11 +190,11 @@ async fn silent_and_surplus_connections_are_closed() {
         rtmp_idle_timeout_ms: 1000,
         ..config()
     };
-    let origin = RtmpOrigin::start(cfg, &kafka).await;
-    let mut silent = TcpStream::connect(origin.rtmp).await.unwrap();
+    let origin = Running::start_with_rtmp(cfg, &kafka).await;
+    let mut silent = TcpStream::connect(origin.rtmp.unwrap()).await.unwrap();
     // Let the origin take the first connection before the second arrives.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut surplus = TcpStream::connect(origin.rtmp).await.unwrap();
+    let mut surplus = TcpStream::connect(origin.rtmp.unwrap()).await.unwrap();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(1), surplus.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");

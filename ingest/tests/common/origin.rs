@@ -53,13 +53,20 @@ pub struct Running {
     pub addr: SocketAddr,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// The RTMP listener's address, when the origin has one.
+    pub rtmp: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), OriginError>>,
 }
 
 impl Running {
     pub async fn start(cfg: OriginConfig, kafka: &KafkaConfig) -> Self {
-        let origin = Origin::new(cfg, kafka).unwrap();
+        Self::serve(Origin::new(cfg, kafka).unwrap(), None).await
+    }
+
+    /// Serves `origin` over HTTP on a free port; `rtmp` is the address of
+    /// the RTMP listener it was given, if any.
+    pub async fn serve(origin: Origin, rtmp: Option<SocketAddr>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -70,6 +77,7 @@ impl Running {
             base: format!("http://{addr}"),
             addr,
             http: reqwest::Client::new(),
+            rtmp,
             shutdown: Some(tx),
             task,
         }
@@ -175,7 +183,7 @@ pub async fn refused(response: reqwest::Response) -> (u16, String) {
 }
 
 /// A live synthetic source (`-re`, test pattern and tone) for `seconds`.
-fn source(seconds: u32) -> Vec<String> {
+pub(super) fn source(seconds: u32) -> Vec<String> {
     let mut args = words(
         "-hide_banner -nostdin -loglevel error -re \
          -f lavfi -i testsrc2=size=320x180:rate=30 \
@@ -186,10 +194,11 @@ fn source(seconds: u32) -> Vec<String> {
 }
 
 /// x264 with one-second GOPs, so segments close every second, and AAC.
-const ENCODE: &str = "-c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 \
+pub(super) const ENCODE: &str = "-c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 \
     -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 64k -ac 2";
 
-fn words(text: &str) -> Vec<String> {
+/// The whitespace-separated words of `text`, as arguments.
+pub(super) fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(String::from).collect()
 }
 
