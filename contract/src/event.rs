@@ -45,6 +45,10 @@ pub enum Kind {
     Error,
     /// Player: the view ended. Stream: the stream went offline.
     End,
+    /// Stream: ingest health of one rendition, one per segment the origin
+    /// received: its duration and the encoder's measured bitrate, frame
+    /// rate and keyframe interval.
+    Health,
     /// Chat: a chat message (弹幕) with `text`.
     Message,
     /// Chat: a like.
@@ -71,6 +75,7 @@ impl Kind {
             Kind::BitrateChange => "bitrate_change",
             Kind::Error => "error",
             Kind::End => "end",
+            Kind::Health => "health",
             Kind::Message => "message",
             Kind::Like => "like",
             Kind::Gift => "gift",
@@ -127,9 +132,15 @@ pub struct Event<'a> {
     /// Player `playing`: play pressed to first frame, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_ms: Option<u32>,
-    /// Player `heartbeat` / `bitrate_change`: bitrate of the playing rendition, kbps.
+    /// Player `heartbeat` / `bitrate_change` / `playing`: bitrate of the
+    /// playing rendition, kbps. Stream `health`: the bitrate the encoder
+    /// sent, measured over the segment, kbps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate_kbps: Option<u32>,
+    /// Player `bitrate_change`: bitrate of the rendition switched away
+    /// from, kbps; it tells up-switches from down-switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_bitrate_kbps: Option<u32>,
     /// Player `heartbeat`: buffer ahead of the playhead, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer_ms: Option<u32>,
@@ -146,6 +157,15 @@ pub struct Event<'a> {
     /// Player `stall_end`: the stall's length, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_ms: Option<u32>,
+    /// Player `heartbeat`: live latency, the wall clock minus the program
+    /// date time of the frame shown, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u32>,
+    /// Player `heartbeat`: how far the player scales the rendition up to
+    /// fit its display, percent (a 540p picture on a 1080p display is 100);
+    /// 0 when it does not upscale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale_pct: Option<u32>,
     /// Player `error`: error code.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub code: Option<Cow<'a, str>>,
@@ -175,6 +195,17 @@ pub struct Event<'a> {
     /// Stream `start`: category, e.g. `gaming`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub category: Option<Cow<'a, str>>,
+    /// Stream `health`: the segment's duration, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_ms: Option<u32>,
+    /// Stream `health`: video frames per second the encoder sent in the
+    /// segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    /// Stream `health`: mean distance between video keyframes in the
+    /// segment, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval_ms: Option<u32>,
 }
 
 /// The value of one Kafka record: validated events of one stream and family,

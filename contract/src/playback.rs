@@ -15,7 +15,8 @@
 //! ```
 //! use livepulse_contract::playback::{ObjectKind, PlaybackBatch};
 //!
-//! let json = r#"{"schema_version":1,"requests":[{"received_ms":1700000000000,
+//! let json = r#"{"schema_version":1,"requests":[{"request_id":"6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10",
+//!   "received_ms":1700000000000,
 //!   "stream_id":"s1","rendition":"720p","object":"seg00004.m4s","object_kind":"segment",
 //!   "status":200,"bytes_sent":48232,"complete":true,"ttfb_us":180,"ttlb_us":410,
 //!   "client_cohort":"203.0.113.0/24",
@@ -65,6 +66,9 @@ impl ObjectKind {
 /// logged when its response body finished or was abandoned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaybackRequest {
+    /// A UUID the origin gives the request, so a log record that lands
+    /// twice (a producer retry) is counted once.
+    pub request_id: String,
     /// When the origin received the request, epoch milliseconds.
     pub received_ms: i64,
     /// The stream requested; the Kafka key.
@@ -211,6 +215,7 @@ mod tests {
     #[test]
     fn absent_fields_stay_out_of_the_json() {
         let request = PlaybackRequest {
+            request_id: "6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10".into(),
             received_ms: 1,
             stream_id: "s".into(),
             rendition: None,
@@ -230,7 +235,7 @@ mod tests {
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
             json,
-            r#"{"received_ms":1,"stream_id":"s","object":"master.m3u8","object_kind":"playlist","status":404,"bytes_sent":0,"complete":true,"client_cohort":"unknown","cmcd":{"startup":true}}"#
+            r#"{"request_id":"6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10","received_ms":1,"stream_id":"s","object":"master.m3u8","object_kind":"playlist","status":404,"bytes_sent":0,"complete":true,"client_cohort":"unknown","cmcd":{"startup":true}}"#
         );
         assert_eq!(
             serde_json::from_str::<PlaybackRequest>(&json).unwrap(),

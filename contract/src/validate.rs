@@ -118,8 +118,13 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_TEXT_CHARS: usize = 1_000;
 /// Longest free-text label (title, category, device, code, ...), characters.
 pub const MAX_LABEL_CHARS: usize = 256;
-/// Largest duration field (startup, played, stall, buffer), ms: ten minutes.
+/// Largest duration field (startup, played, stall, buffer, latency,
+/// segment, keyframe interval), ms: ten minutes.
 pub const MAX_DURATION_MS: u32 = 600_000;
+/// Largest `upscale_pct`: a 144p picture on an 8K display is about 1,400 %.
+pub const MAX_UPSCALE_PCT: u32 = 2_000;
+/// Largest `frame_rate`, frames per second.
+pub const MAX_FRAME_RATE: f64 = 1_000.0;
 
 /// The fields each (family, kind) requires and permits beyond the common five.
 struct Shape {
@@ -136,11 +141,14 @@ fn shape(family: Family, kind: Kind) -> Option<Shape> {
         (Family::Player, Kind::Playing) => s(&["startup_ms"], &["bitrate_kbps", "rendition"]),
         (Family::Player, Kind::Heartbeat) => s(
             &["bitrate_kbps", "buffer_ms", "played_ms"],
-            &["rendition", "dropped_frames"],
+            &["rendition", "dropped_frames", "latency_ms", "upscale_pct"],
         ),
         (Family::Player, Kind::StallStart) => s(&[], &["buffer_ms"]),
         (Family::Player, Kind::StallEnd) => s(&["stall_ms"], &[]),
-        (Family::Player, Kind::BitrateChange) => s(&["bitrate_kbps"], &["rendition"]),
+        (Family::Player, Kind::BitrateChange) => s(
+            &["bitrate_kbps"],
+            &["rendition", "previous_bitrate_kbps"],
+        ),
         (Family::Player, Kind::Error) => s(&["code", "fatal"], &[]),
         (Family::Player, Kind::End) => s(&[], &["played_ms"]),
         (Family::Chat, Kind::Message) => s(&["text"], &[]),
@@ -148,6 +156,10 @@ fn shape(family: Family, kind: Kind) -> Option<Shape> {
         (Family::Chat, Kind::Like | Kind::Follow | Kind::Subscribe | Kind::Share) => s(&[], &[]),
         (Family::Stream, Kind::Start) => s(&[], &["title", "category"]),
         (Family::Stream, Kind::End) => s(&[], &[]),
+        (Family::Stream, Kind::Health) => s(
+            &["segment_ms", "bitrate_kbps"],
+            &["rendition", "frame_rate", "keyframe_interval_ms"],
+        ),
         _ => None,
     }
 }
@@ -173,11 +185,14 @@ impl Event<'_> {
             ("region", self.region.is_some()),
             ("startup_ms", self.startup_ms.is_some()),
             ("bitrate_kbps", self.bitrate_kbps.is_some()),
+            ("previous_bitrate_kbps", self.previous_bitrate_kbps.is_some()),
             ("buffer_ms", self.buffer_ms.is_some()),
             ("rendition", self.rendition.is_some()),
             ("dropped_frames", self.dropped_frames.is_some()),
             ("played_ms", self.played_ms.is_some()),
             ("stall_ms", self.stall_ms.is_some()),
+            ("latency_ms", self.latency_ms.is_some()),
+            ("upscale_pct", self.upscale_pct.is_some()),
             ("code", self.code.is_some()),
             ("fatal", self.fatal.is_some()),
             ("text", self.text.is_some()),
@@ -187,6 +202,9 @@ impl Event<'_> {
             ("creator_id", self.creator_id.is_some()),
             ("title", self.title.is_some()),
             ("category", self.category.is_some()),
+            ("segment_ms", self.segment_ms.is_some()),
+            ("frame_rate", self.frame_rate.is_some()),
+            ("keyframe_interval_ms", self.keyframe_interval_ms.is_some()),
         ];
         flags
             .into_iter()
@@ -294,6 +312,9 @@ impl Event<'_> {
             ("buffer_ms", self.buffer_ms),
             ("played_ms", self.played_ms),
             ("stall_ms", self.stall_ms),
+            ("latency_ms", self.latency_ms),
+            ("segment_ms", self.segment_ms),
+            ("keyframe_interval_ms", self.keyframe_interval_ms),
         ] {
             if let Some(v) = value
                 && v > MAX_DURATION_MS
@@ -308,6 +329,22 @@ impl Event<'_> {
             && !(1..=100_000).contains(&count)
         {
             return Err(invalid("count", format!("is {count}, expected 1..=100000")));
+        }
+        if let Some(pct) = self.upscale_pct
+            && pct > MAX_UPSCALE_PCT
+        {
+            return Err(invalid(
+                "upscale_pct",
+                format!("is {pct}, above the limit of {MAX_UPSCALE_PCT}"),
+            ));
+        }
+        if let Some(fps) = self.frame_rate
+            && !(fps > 0.0 && fps <= MAX_FRAME_RATE)
+        {
+            return Err(invalid(
+                "frame_rate",
+                format!("is {fps}, expected more than 0 and at most {MAX_FRAME_RATE}"),
+            ));
         }
         Ok(())
     }
@@ -441,6 +478,39 @@ mod tests {
         assert_eq!(
             reason(&v2),
             "unsupported schema_version 2 (this collector speaks 1)"
+        );
+    }
+
+    #[test]
+    fn checks_the_qoe_and_health_fields() {
+        let switch = format!(
+            r#"{{{ID},"ts":{NOW},"type":"player","event":"bitrate_change","session_id":"x","viewer_id":"v",
+            "bitrate_kbps":1200,"previous_bitrate_kbps":3000}}"#
+        );
+        assert_eq!(event(&switch).validate(NOW, &Limits::default()), Ok(()));
+        let upscale = format!(
+            r#"{{{ID},"ts":{NOW},"type":"player","event":"heartbeat","session_id":"x","viewer_id":"v",
+            "bitrate_kbps":2500,"buffer_ms":8000,"played_ms":10000,"latency_ms":4200,"upscale_pct":2001}}"#
+        );
+        assert_eq!(
+            reason(&upscale),
+            "field `upscale_pct` is 2001, above the limit of 2000"
+        );
+        let health = |extra: &str| {
+            format!(
+                r#"{{{ID},"ts":{NOW},"type":"stream","event":"health","creator_id":"c",
+                "segment_ms":1000,"bitrate_kbps":2100{extra}}}"#
+            )
+        };
+        let full = health(r#","rendition":"720p","frame_rate":29.97,"keyframe_interval_ms":1000"#);
+        assert_eq!(event(&full).validate(NOW, &Limits::default()), Ok(()));
+        assert_eq!(
+            reason(&health(r#","frame_rate":0"#)),
+            "field `frame_rate` is 0, expected more than 0 and at most 1000"
+        );
+        assert_eq!(
+            reason(&health(r#","latency_ms":5"#)),
+            "field `latency_ms` is not allowed on stream `health` events"
         );
     }
 

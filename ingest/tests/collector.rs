@@ -216,7 +216,7 @@ async fn bad_events_are_reported_by_index_and_the_rest_stored() {
             rejected(
                 2,
                 "malformed",
-                "malformed event: unknown field `lieks`, expected one of `schema_version`, `event_id`, `ts`, `stream_id`, `type`, `event`, `session_id`, `viewer_id`, `device`, `player`, `cdn`, `region`, `startup_ms`, `bitrate_kbps`, `buffer_ms`, `rendition`, `dropped_frames`, `played_ms`, `stall_ms`, `code`, `fatal`, `text`, `gift_id`, `count`, `value_cents`, `creator_id`, `title`, `category` at line 1 column 73"
+                "malformed event: unknown field `lieks`, expected one of `schema_version`, `event_id`, `ts`, `stream_id`, `type`, `event`, `session_id`, `viewer_id`, `device`, `player`, `cdn`, `region`, `startup_ms`, `bitrate_kbps`, `previous_bitrate_kbps`, `buffer_ms`, `rendition`, `dropped_frames`, `played_ms`, `stall_ms`, `latency_ms`, `upscale_pct`, `code`, `fatal`, `text`, `gift_id`, `count`, `value_cents`, `creator_id`, `title`, `category`, `segment_ms`, `frame_rate`, `keyframe_interval_ms` at line 1 column 73"
             ),
             rejected(
                 3,

@@ -112,6 +112,7 @@ mod tests {
 
     fn record() -> PlaybackRequest {
         PlaybackRequest {
+            request_id: "00000000-0000-4000-8000-000000000000".into(),
             received_ms: 0,
             stream_id: "s".into(),
             rendition: None,

@@ -105,6 +105,7 @@ fn answer(shared: &Shared, request: &Request, received: Instant, received_ms: i6
         }
     };
     let record = PlaybackRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
         received_ms,
         stream_id: stream_id.to_owned(),
         rendition: path.rendition.clone(),

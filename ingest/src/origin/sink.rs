@@ -311,6 +311,7 @@ mod tests {
 
     fn request(stream: &str, n: u64) -> PlaybackRequest {
         PlaybackRequest {
+            request_id: "00000000-0000-4000-8000-000000000000".into(),
             received_ms: 1_700_000_000_000,
             stream_id: stream.into(),
             rendition: Some("720p".into()),
