@@ -208,9 +208,10 @@ pub struct Event<'a> {
     pub keyframe_interval_ms: Option<u32>,
 }
 
-/// The value of one Kafka record: validated events of one stream and family,
-/// stamped with the collector's receive time. Keyed by `stream_id`, so a
-/// stream's events stay ordered within one partition.
+/// A record of events in the JSON encoding (see [`record`](crate::record)),
+/// for producers that are not livepulse: events of one family, stamped with
+/// the receive time, in the partition of their streams
+/// ([`partition_for`](crate::topics::partition_for)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventBatch<'a> {
     /// Contract version of the events inside.

@@ -6,10 +6,12 @@
 //! * [`EventBatch`]: the Kafka record value, many events of one stream.
 //! * [`validate`]: the rules every event must pass, with precise reasons.
 //! * [`playback`]: the HLS origin's per-request log with the player's CMCD
-//!   data ([`playback::PlaybackBatch`] records).
-//! * [`topics`] and [`tables`]: Kafka topic names with partition counts, and
-//!   ClickHouse table names.
-//! * [`arrow`]: the Arrow schema events are decoded into.
+//!   data ([`playback::PlaybackRequest`]).
+//! * [`topics`] and [`tables`]: Kafka topic names with partition counts and
+//!   the stream-to-partition rule, and ClickHouse table names.
+//! * [`arrow`]: the Arrow schemas rows are decoded into, and their builders.
+//! * [`record`]: Kafka record values, columnar (Arrow IPC, many rows per
+//!   record) or JSON.
 //! * [`api`]: the collector's answers to a batch.
 //!
 //! ```
@@ -25,6 +27,7 @@ pub mod api;
 pub mod arrow;
 mod event;
 pub mod playback;
+pub mod record;
 pub mod tables;
 pub mod topics;
 pub mod validate;

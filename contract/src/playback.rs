@@ -2,9 +2,9 @@
 //! request a player made to the origin, with what the player said about
 //! itself in CMCD (CTA-5004, [`Cmcd`]) and what the server measured.
 //!
-//! Requests travel in [`PlaybackBatch`] records on
-//! [`topics::PLAYBACK_REQUESTS`](crate::topics::PLAYBACK_REQUESTS), keyed by
-//! `stream_id`, many requests per record.
+//! Requests travel on
+//! [`topics::PLAYBACK_REQUESTS`](crate::topics::PLAYBACK_REQUESTS), many
+//! per record, decoded into [`request_schema`](crate::arrow::request_schema).
 //!
 //! The records never carry a viewer's IP address: only its network cohort
 //! (`client_cohort`, an IPv4 /24 or an IPv6 /48).
@@ -29,13 +29,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The value of one Kafka record: playback requests of one stream, in the
-/// order their responses finished.
+/// A record of playback requests in the JSON encoding (see
+/// [`record`](crate::record)), in the order their responses finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaybackBatch {
     /// Contract version of the requests inside.
     pub schema_version: u16,
-    /// The requests; all have the record key as `stream_id`.
+    /// The requests, all of streams in the record's partition.
     pub requests: Vec<PlaybackRequest>,
 }
 

@@ -145,10 +145,9 @@ fn shape(family: Family, kind: Kind) -> Option<Shape> {
         ),
         (Family::Player, Kind::StallStart) => s(&[], &["buffer_ms"]),
         (Family::Player, Kind::StallEnd) => s(&["stall_ms"], &[]),
-        (Family::Player, Kind::BitrateChange) => s(
-            &["bitrate_kbps"],
-            &["rendition", "previous_bitrate_kbps"],
-        ),
+        (Family::Player, Kind::BitrateChange) => {
+            s(&["bitrate_kbps"], &["rendition", "previous_bitrate_kbps"])
+        }
         (Family::Player, Kind::Error) => s(&["code", "fatal"], &[]),
         (Family::Player, Kind::End) => s(&[], &["played_ms"]),
         (Family::Chat, Kind::Message) => s(&["text"], &[]),
@@ -185,7 +184,10 @@ impl Event<'_> {
             ("region", self.region.is_some()),
             ("startup_ms", self.startup_ms.is_some()),
             ("bitrate_kbps", self.bitrate_kbps.is_some()),
-            ("previous_bitrate_kbps", self.previous_bitrate_kbps.is_some()),
+            (
+                "previous_bitrate_kbps",
+                self.previous_bitrate_kbps.is_some(),
+            ),
             ("buffer_ms", self.buffer_ms.is_some()),
             ("rendition", self.rendition.is_some()),
             ("dropped_frames", self.dropped_frames.is_some()),

@@ -3,18 +3,20 @@
 #[allow(dead_code)] // each test binary uses a different part of it
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
 use common::{
-    Running, broker, chat_like, chat_message, config, consume_all, events_by_topic_and_key, now_ms,
-    player, stream_start,
+    Running, broker, chat_like, chat_message, config, consume_all, events_by_topic_and_stream,
+    now_ms, player, stream_start,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use livepulse_connectors::kafka::KafkaConfig;
-use livepulse_contract::topics::{CHAT_EVENTS, PLAYER_EVENTS, STREAM_EVENTS};
+use livepulse_contract::topics::{
+    CHAT_EVENTS, PLAYER_EVENTS, STREAM_EVENTS, STREAM_PARTITIONS, partition_for,
+};
 use livepulse_ingest::collector::{CollectorConfig, ErrorResponse, IngestResponse, RejectedEvent};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,7 +50,7 @@ fn key(topic: &str, stream: &str) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mixed_batch_lands_grouped_per_topic_and_stream_in_order() {
+async fn mixed_batch_lands_per_topic_and_partition_in_order() {
     let (_dir, _broker, kafka) = broker().await;
     let collector = Running::start(config(), &kafka).await;
     let sent = vec![
@@ -77,12 +79,24 @@ async fn mixed_batch_lands_grouped_per_topic_and_stream_in_order() {
     );
 
     let records = consume_all(&kafka).await;
-    // One record per (topic, stream): the groups are small.
-    assert_eq!(records.len(), 6);
+    // One record per (topic, partition): the request is small.
+    let destinations: BTreeSet<(&str, i32)> = sent
+        .iter()
+        .map(|e| {
+            let topic = match e["type"].as_str().unwrap() {
+                "stream" => STREAM_EVENTS.name,
+                "player" => PLAYER_EVENTS.name,
+                _ => CHAT_EVENTS.name,
+            };
+            let stream = e["stream_id"].as_str().unwrap();
+            (topic, partition_for(stream, STREAM_PARTITIONS))
+        })
+        .collect();
+    assert_eq!(records.len(), destinations.len());
     for record in &records {
-        let (received_ms, events) = record.batch();
-        assert!((before..=after).contains(&received_ms), "{received_ms}");
-        assert!(events.iter().all(|e| e["stream_id"] == record.key.as_str()));
+        for (received_ms, _) in record.events() {
+            assert!((before..=after).contains(&received_ms), "{received_ms}");
+        }
     }
     let pick = |indexes: &[usize]| indexes.iter().map(|&i| sent[i].clone()).collect::<Vec<_>>();
     let expected = BTreeMap::from([
@@ -93,7 +107,7 @@ async fn mixed_batch_lands_grouped_per_topic_and_stream_in_order() {
         (key(CHAT_EVENTS.name, "s1"), pick(&[4])),
         (key(CHAT_EVENTS.name, "s2"), pick(&[2, 6])),
     ]);
-    assert_eq!(events_by_topic_and_key(&records), expected);
+    assert_eq!(events_by_topic_and_stream(&records), expected);
     collector.stop().await;
 }
 
@@ -143,7 +157,7 @@ async fn ndjson_and_gzip_bodies_are_accepted() {
     let response = collector.post_raw(&[], b" \n".to_vec()).await;
     assert_eq!(ingest_answer(response).await, ok(0));
 
-    let got = events_by_topic_and_key(&consume_all(&kafka).await);
+    let got = events_by_topic_and_stream(&consume_all(&kafka).await);
     let expected = BTreeMap::from([
         (key(CHAT_EVENTS.name, "nd"), a),
         (key(CHAT_EVENTS.name, "gz-array"), vec![b[0].clone()]),
@@ -283,7 +297,7 @@ async fn bad_events_are_reported_by_index_and_the_rest_stored() {
         )
     );
 
-    let got = events_by_topic_and_key(&consume_all(&kafka).await);
+    let got = events_by_topic_and_stream(&consume_all(&kafka).await);
     let expected = BTreeMap::from([
         (key(CHAT_EVENTS.name, "s1"), vec![good_first]),
         (key(PLAYER_EVENTS.name, "s1"), vec![good_last]),
@@ -411,7 +425,7 @@ async fn oversized_and_undecodable_requests_are_refused_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_groups_are_split_into_bounded_records() {
+async fn large_batches_are_split_into_bounded_records() {
     let (_dir, _broker, kafka) = broker().await;
     let cfg = CollectorConfig {
         max_record_bytes: livepulse_ingest::collector::MIN_RECORD_BYTES,
@@ -425,12 +439,18 @@ async fn large_groups_are_split_into_bounded_records() {
     assert_eq!(answer.1.accepted, 300);
 
     let records = consume_all(&kafka).await;
-    // ~1 KB per event, 64 KiB per record: full records but the last.
-    assert_eq!(records.len(), 5);
-    assert!(records.iter().all(|r| r.payload.len() <= 65_536));
-    assert!(records[..4].iter().all(|r| r.payload.len() > 64_000));
-    assert!(records.iter().all(|r| r.key == "big"));
-    let got = events_by_topic_and_key(&records);
+    // ~1.1 KB per event in Arrow, 64 KiB per record: equally full records
+    // but the last, each within the limit plus the IPC framing.
+    let counts: Vec<usize> = records.iter().map(|r| r.events().len()).collect();
+    let full = counts[0];
+    assert!((50..64).contains(&full), "{counts:?}");
+    assert_eq!(counts.len(), 300usize.div_ceil(full), "{counts:?}");
+    assert!(
+        counts[..counts.len() - 1].iter().all(|n| *n == full),
+        "{counts:?}"
+    );
+    assert!(records.iter().all(|r| r.payload.len() <= 65_536 + 8_192));
+    let got = events_by_topic_and_stream(&records);
     assert_eq!(got, BTreeMap::from([(key(CHAT_EVENTS.name, "big"), sent)]));
     collector.stop().await;
 }
@@ -487,7 +507,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     );
     collector.finished().await.unwrap();
 
-    let got = events_by_topic_and_key(&consume_all(&kafka).await);
+    let got = events_by_topic_and_stream(&consume_all(&kafka).await);
     assert_eq!(
         got,
         BTreeMap::from([(key(CHAT_EVENTS.name, "s1"), vec![event])])

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Running, broker, chat_like, config, consume_all, events_by_topic_and_key};
+use common::{Running, broker, chat_like, config, consume_all, events_by_topic_and_stream};
 use livepulse_connectors::kafka::KafkaConfig;
 use livepulse_contract::topics::CHAT_EVENTS;
 use livepulse_embedded::broker::LocalBroker;
@@ -80,7 +80,7 @@ async fn stopped_broker_gets_503_then_the_collector_recovers() {
 
     // Both acknowledged events are stored; the one answered 503 may or may
     // not be (a client retry would make that harmless).
-    let got = events_by_topic_and_key(&consume_all(&kafka).await);
+    let got = events_by_topic_and_stream(&consume_all(&kafka).await);
     let stream = &got[&(CHAT_EVENTS.name.to_owned(), "s1".to_owned())];
     assert_eq!(stream.first(), Some(&before));
     assert_eq!(stream.last(), Some(&after));

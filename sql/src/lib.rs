@@ -51,6 +51,6 @@ mod rows;
 pub use migrate::{
     AppliedMigration, MigrateError, MigrationReport, migrate, migrate_with, schema_migrations_ddl,
 };
-pub use migrations::{MIGRATIONS, Migration};
+pub use migrations::{MIGRATIONS, Migration, added_column};
 pub use queries::{AnalystQuery, QUERIES, QueryParam, query};
 pub use rows::{EngagementRow, EventRow, ViewerSessionRow};

@@ -9,7 +9,7 @@ use livepulse_contract::tables::SCHEMA_MIGRATIONS;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::migrations::{MIGRATIONS, Migration};
+use crate::migrations::{MIGRATIONS, Migration, added_column};
 
 /// Why [`migrate`] stopped.
 #[derive(Debug, Error)]
@@ -147,7 +147,8 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<MigrationReport, MigrateE
 ///
 /// ClickHouse has no transactional DDL: a migration that fails half-way
 /// stays unrecorded and is re-run from its first statement next time, which
-/// is why every statement is `IF NOT EXISTS`. Run one migrator at a time.
+/// is why every statement is `IF NOT EXISTS`, or adds one column and is
+/// skipped when the column exists. Run one migrator at a time.
 pub async fn migrate_with(
     cfg: &ClickHouseConfig,
     migrations: &[Migration],
@@ -215,15 +216,27 @@ pub async fn migrate_with(
         }
         let statements = migration.statements();
         for (n, statement) in statements.iter().enumerate() {
+            let action = || format!("migration {}, statement {}", migration.file_stem(), n + 1);
+            if let Some((table, column)) = added_column(statement) {
+                let exists: u64 = client
+                    .query(
+                        "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+                    )
+                    .bind(&cfg.database)
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one()
+                    .await
+                    .map_err(failed(action()))?;
+                if exists > 0 {
+                    continue;
+                }
+            }
             client
                 .query_raw(statement)
                 .execute()
                 .await
-                .map_err(failed(format!(
-                    "migration {}, statement {}",
-                    migration.file_stem(),
-                    n + 1
-                )))?;
+                .map_err(failed(action()))?;
         }
         record_applied(&client, migration)
             .await

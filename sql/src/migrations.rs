@@ -54,6 +54,29 @@ impl Migration {
     }
 }
 
+/// The (table, column) of a statement `ALTER TABLE t ADD COLUMN c ...`
+/// (one column): the migrator runs it only when the column is missing, as
+/// ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`.
+///
+/// ```
+/// use livepulse_sql::added_column;
+///
+/// assert_eq!(added_column("ALTER TABLE events ADD COLUMN x Nullable(UInt32)"), Some(("events", "x")));
+/// assert_eq!(added_column("CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = Log"), None);
+/// ```
+pub fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let mut words = statement
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace);
+    let head: Vec<&str> = words.by_ref().take(6).collect();
+    let one_column = !words.any(|w| w.eq_ignore_ascii_case("ADD"));
+    match head.as_slice() {
+        ["ALTER", "TABLE", table, "ADD", "COLUMN", column] if one_column => Some((table, column)),
+        _ => None,
+    }
+}
+
 /// Splits on `;` outside quotes and comments. ClickHouse's HTTP interface
 /// takes one statement per request, and a plain `split(';')` would cut a
 /// string literal or a comment that contains one.
@@ -158,8 +181,9 @@ mod tests {
                     .join(" ");
                 let words: Vec<&str> = code.split_whitespace().take(5).collect();
                 assert!(
-                    words.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"]),
-                    "{}: `{}` is not IF NOT EXISTS",
+                    words.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"])
+                        || added_column(statement).is_some(),
+                    "{}: `{}` is neither IF NOT EXISTS nor one added column",
                     m.file_stem(),
                     words.join(" ")
                 );

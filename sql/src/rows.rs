@@ -85,6 +85,18 @@ pub struct EventRow {
     pub title: Option<String>,
     /// `Nullable(String)`: stream category.
     pub category: Option<String>,
+    /// `Nullable(UInt32)`: a switch's previous bitrate, kbps.
+    pub previous_bitrate_kbps: Option<u32>,
+    /// `Nullable(UInt32)`: live latency, ms.
+    pub latency_ms: Option<u32>,
+    /// `Nullable(UInt32)`: how far the player upscales, percent.
+    pub upscale_pct: Option<u32>,
+    /// `Nullable(UInt32)`: an ingested segment's duration, ms.
+    pub segment_ms: Option<u32>,
+    /// `Nullable(Float64)`: an ingested segment's frame rate, frames/s.
+    pub frame_rate: Option<f64>,
+    /// `Nullable(UInt32)`: an ingested segment's keyframe interval, ms.
+    pub keyframe_interval_ms: Option<u32>,
 }
 
 /// One row of `stream_engagement`: the full engagement figures of one stream

@@ -70,18 +70,23 @@ async fn migrates_once_and_then_applies_nothing() {
                 name: "viewer_sessions".into(),
                 statements: 1
             },
+            AppliedMigration {
+                version: 4,
+                name: "events_qoe_and_health".into(),
+                statements: 6
+            },
         ]
     );
 
     assert_eq!(
         first.to_string(),
-        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement, 0003_viewer_sessions (0 already applied)"
+        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement, 0003_viewer_sessions, 0004_events_qoe_and_health (0 already applied)"
     );
 
     let second = migrate(&cfg).await.unwrap();
     assert_eq!(
         second.to_string(),
-        "ClickHouse database livepulse: up to date (3 migrations applied earlier)"
+        "ClickHouse database livepulse: up to date (4 migrations applied earlier)"
     );
     assert!(second.applied.is_empty(), "{second:?}");
     assert_eq!(second.already_applied, MIGRATIONS.len());
@@ -96,6 +101,26 @@ async fn migrates_once_and_then_applies_nothing() {
         })
         .collect();
     assert_eq!(records(&client).await, expected);
+}
+
+#[tokio::test]
+async fn a_migration_that_stopped_half_way_is_finished() {
+    let (_dir, _ch, cfg) = server().await;
+    let adds_columns = MIGRATIONS
+        .iter()
+        .position(|m| m.name == "events_qoe_and_health")
+        .unwrap();
+    migrate_with(&cfg, &MIGRATIONS[..adds_columns])
+        .await
+        .unwrap();
+    // The first statement ran, then the migrator died before the rest.
+    let first = MIGRATIONS[adds_columns].statements()[0];
+    cfg.client().query_raw(first).execute().await.unwrap();
+    let report = migrate(&cfg).await.unwrap();
+    assert_eq!(report.applied[0].name, "events_qoe_and_health");
+    let events = columns(&cfg.client(), EVENTS).await;
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, <EventRow as clickhouse::Row>::COLUMN_NAMES);
 }
 
 #[tokio::test]
@@ -124,6 +149,7 @@ async fn creates_exactly_the_contract_tables_with_the_row_columns() {
     let expected_types = [
         "String", "DateTime", "Int64", "Int64", "String", "String", "String",
         s, s, s, s, s, s, u, u, u, s, u, u, u, s, "Nullable(UInt8)", s, s, u, "Nullable(UInt64)", s, s, s,
+        u, u, u, u, "Nullable(Float64)", u,
     ];
     assert_eq!(types, expected_types);
 
@@ -193,6 +219,12 @@ async fn rows_round_trip_through_the_tables() {
         creator_id: Some("c".into()),
         title: Some("t".into()),
         category: Some("k".into()),
+        previous_bitrate_kbps: Some(8),
+        latency_ms: Some(9),
+        upscale_pct: Some(10),
+        segment_ms: Some(11),
+        frame_rate: Some(29.97),
+        keyframe_interval_ms: Some(12),
     };
     let sparse = EventRow {
         event_id: "e2".into(),

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use livepulse_contract::{Event, Limits, now_ms};
-use livepulse_ingest::collector::batch::prepare;
+use livepulse_ingest::collector::batch::{pack, prepare};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-/// Produces `events` as the collector would: grouped into one record per
-/// (topic, stream) per 200 events, keyed by stream. Panics on an invalid
-/// event or a failed delivery.
+/// Produces `events` as the collector would, 200 at a time: packed into one
+/// columnar record per (topic, partition). Panics on an invalid event or a
+/// failed delivery.
 pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
     // Test streams are generated in the past; only the shape is checked.
     let limits = Limits {
@@ -22,11 +22,15 @@ pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
         .collect();
     for chunk in elements.chunks(200) {
         let chunk: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        let prepared = prepare(&chunk, now_ms(), &limits, 512 * 1024).expect("valid JSON");
+        let now = now_ms();
+        let prepared = prepare(&chunk, now, &limits);
         assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
-        let sends = prepared.records.iter().map(|r| {
+        let records = pack(&prepared.accepted, now, 512 * 1024).expect("events pack");
+        let sends = records.iter().map(|r| {
             producer.send(
-                FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
+                FutureRecord::<(), _>::to(r.topic)
+                    .partition(r.partition)
+                    .payload(&r.payload),
                 Duration::from_secs(30),
             )
         });

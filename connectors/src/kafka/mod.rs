@@ -9,7 +9,7 @@ pub use config::{KafkaConfig, SaslConfig, SaslMechanism, SecurityProtocol, TlsCo
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, DefaultConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
@@ -37,12 +37,24 @@ pub fn idempotent_producer(
 /// committed after the sink wrote) and starts from the earliest offset when
 /// the group has none.
 pub fn group_consumer(cfg: &KafkaConfig, group_id: &str) -> Result<StreamConsumer, KafkaError> {
+    group_consumer_with(cfg, group_id, DefaultConsumerContext)
+}
+
+/// [`group_consumer`] with a context that sees rebalances. The group splits
+/// partitions with the `range` assignor: with co-partitioned topics it gives
+/// a member the same partition numbers of every topic.
+pub fn group_consumer_with<C: ConsumerContext + 'static>(
+    cfg: &KafkaConfig,
+    group_id: &str,
+    context: C,
+) -> Result<StreamConsumer<C>, KafkaError> {
     cfg.client_config()
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(context)
 }
 
 /// A client for offset queries (ListOffsets) outside any group. It has its

@@ -49,8 +49,13 @@ pub struct CollectorConfig {
     pub delivery_timeout_ms: u64,
     /// `Retry-After` sent with a 503, seconds.
     pub retry_after_secs: u64,
-    /// Largest Kafka record value, bytes; bigger groups are split.
+    /// Largest Kafka record value, bytes (Arrow's size, before the
+    /// producer's compression); a fuller record is produced at once.
     pub max_record_bytes: usize,
+    /// How long accepted events may wait for more events of their (topic,
+    /// partition) before their record is produced, ms. Requests are
+    /// answered after it, so this adds to their latency.
+    pub linger_ms: u64,
 }
 
 impl Default for CollectorConfig {
@@ -65,6 +70,7 @@ impl Default for CollectorConfig {
             delivery_timeout_ms: 5000,
             retry_after_secs: 5,
             max_record_bytes: 512 * 1024,
+            linger_ms: 5,
         }
     }
 }
@@ -148,6 +154,9 @@ impl CollectorConfig {
         if !(1..=3600).contains(&self.retry_after_secs) {
             return Err(err("retry_after_secs", "must be 1..=3600".into()));
         }
+        if !(1..=1_000).contains(&self.linger_ms) {
+            return Err(err("linger_ms", "must be 1..=1000".into()));
+        }
         if !(MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&self.max_record_bytes) {
             return Err(err(
                 "max_record_bytes",
@@ -155,6 +164,11 @@ impl CollectorConfig {
             ));
         }
         Ok(())
+    }
+
+    /// [`CollectorConfig::linger_ms`] as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
     }
 
     /// [`CollectorConfig::delivery_timeout_ms`] as a duration.

@@ -29,9 +29,10 @@
 //!   store them twice: that is by design, consumers de-duplicate by
 //!   `event_id`, so clients must keep an event's `event_id` across retries.
 //!
-//! Accepted events become Kafka records, one [`EventBatch`] per (topic,
-//! stream) in the order the client sent them, keyed by `stream_id`, split
-//! when a record would exceed `max_record_bytes`.
+//! Accepted events of all requests are packed into columnar records (see
+//! [`record`](livepulse_contract::record)), one open record per (topic,
+//! partition), in the order they were accepted; a record is produced when
+//! it reaches `max_record_bytes` or has waited `linger_ms`.
 //!
 //! # `GET /healthz` and `GET /metrics`
 //!
@@ -39,11 +40,10 @@
 //! otherwise. `/metrics` is Prometheus text (names in [`metrics`]).
 //!
 //! The collector never sees, logs or records the client's IP address.
-//!
-//! [`EventBatch`]: livepulse_contract::EventBatch
 
 mod auth;
 pub mod batch;
+mod batcher;
 mod config;
 mod decode;
 pub mod metrics;

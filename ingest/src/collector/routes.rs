@@ -15,11 +15,11 @@ use metrics::counter;
 use tracing::{debug, warn};
 
 use super::auth::AuthError;
-use super::batch::{self, Prepared};
+use super::batch;
+use super::batcher::Receipt;
 use super::decode::{self, DecodeError};
 use super::metrics::{BROKER_ERRORS, EVENTS_ACCEPTED, EVENTS_REJECTED, REQUESTS};
 use super::service::Shared;
-use super::sink;
 use crate::broker_probe;
 use livepulse_contract::api::{ErrorResponse, IngestResponse, RejectedEvent};
 
@@ -80,19 +80,19 @@ async fn ingest(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
         };
         return (status, Json(answer)).into_response();
     }
-    match sink::deliver(&shared.producer, &prepared.records, cfg.delivery_timeout()).await {
-        Ok(()) => {
+    let verdicts = futures::future::join_all(prepared.receipts.into_iter().map(Receipt::verdict));
+    match verdicts.await.into_iter().find_map(Result::err) {
+        None => {
             counter!(EVENTS_ACCEPTED).increment(prepared.accepted as u64);
             debug!(
                 write_key = key_name,
                 accepted = answer.accepted,
                 rejected = answer.rejected.len(),
-                records = prepared.records.len(),
                 "batch acknowledged"
             );
             (StatusCode::OK, Json(answer)).into_response()
         }
-        Err(err) => {
+        Some(err) => {
             counter!(BROKER_ERRORS).increment(1);
             warn!(write_key = key_name, error = %err, "answering 503");
             let mut response = error(
@@ -107,33 +107,43 @@ async fn ingest(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
     }
 }
 
-/// Reads, decodes and validates the body; CPU-bound work runs off the
-/// async workers.
+/// A validated request whose accepted events wait in their records.
+struct Accepted {
+    accepted: usize,
+    rejected: Vec<batch::Rejected>,
+    receipts: Vec<Receipt>,
+}
+
+/// Reads, decodes and validates the body and hands the accepted events to
+/// their records; CPU-bound work runs off the async workers.
 async fn decode_and_prepare(
     shared: &Shared,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Prepared, Response> {
+) -> Result<Accepted, Response> {
     let cfg = &shared.cfg;
     let encoding = decode::encoding(headers).map_err(decode_error)?;
     let framing = decode::declared_framing(headers);
     let raw = decode::read_body(headers, body, cfg.max_body_bytes)
         .await
         .map_err(decode_error)?;
-    let (max_decoded, max_events) = (cfg.max_decoded_bytes, cfg.max_batch_events);
-    let (limits, max_record) = (cfg.limits, cfg.max_record_bytes);
+    let (max_decoded, max_events, limits) =
+        (cfg.max_decoded_bytes, cfg.max_batch_events, cfg.limits);
+    let batcher = std::sync::Arc::clone(&shared.batcher);
     let work = tokio::task::spawn_blocking(move || {
         let decoded = decode::decompress(raw, encoding, max_decoded)?;
         let elements = decode::elements(&decoded, framing, max_events)?;
-        Ok::<_, DecodeError>(batch::prepare(
-            &elements,
-            livepulse_contract::now_ms(),
-            &limits,
-            max_record,
-        ))
+        let now = livepulse_contract::now_ms();
+        let prepared = batch::prepare(&elements, now, &limits);
+        let receipts = batcher.append(&prepared.accepted, now);
+        Ok::<_, DecodeError>(receipts.map(|receipts| Accepted {
+            accepted: prepared.accepted.len(),
+            rejected: prepared.rejected,
+            receipts,
+        }))
     });
     match work.await {
-        Ok(Ok(Ok(prepared))) => Ok(prepared),
+        Ok(Ok(Ok(accepted))) => Ok(accepted),
         Ok(Err(err)) => Err(decode_error(err)),
         Ok(Ok(Err(err))) => Err(internal(&err)),
         Err(err) => Err(internal(&err)),

@@ -10,9 +10,11 @@ use livepulse_connectors::kafka::KafkaConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::Producer;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::auth::WriteKeys;
+use super::batcher::Batcher;
 use super::sink::ProducerSlot;
 use super::{CollectorConfig, CollectorError, metrics, routes};
 
@@ -20,7 +22,8 @@ use super::{CollectorConfig, CollectorError, metrics, routes};
 pub(crate) struct Shared {
     pub cfg: CollectorConfig,
     pub keys: WriteKeys,
-    pub producer: ProducerSlot,
+    pub producer: Arc<ProducerSlot>,
+    pub batcher: Arc<Batcher>,
     pub metrics: &'static PrometheusHandle,
 }
 
@@ -51,11 +54,12 @@ impl Collector {
     pub fn new(cfg: CollectorConfig, kafka: &KafkaConfig) -> Result<Self, CollectorError> {
         cfg.validate()?;
         kafka.validate()?;
-        let producer = ProducerSlot::new(kafka, cfg.delivery_timeout())?;
+        let producer = Arc::new(ProducerSlot::new(kafka, cfg.delivery_timeout())?);
         let metrics = metrics::handle()?;
         Ok(Self {
             shared: Arc::new(Shared {
                 keys: WriteKeys::new(cfg.write_keys.clone()),
+                batcher: Arc::new(Batcher::new(cfg.max_record_bytes)),
                 cfg,
                 producer,
                 metrics,
@@ -63,8 +67,7 @@ impl Collector {
         })
     }
 
-    /// The HTTP routes, for serving or for embedding in a larger router.
-    pub fn router(&self) -> Router {
+    fn router(&self) -> Router {
         Router::new()
             .route("/v1/events", post(routes::post_events))
             .route("/healthz", get(routes::healthz))
@@ -75,7 +78,8 @@ impl Collector {
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets in-flight
-    /// requests finish and flushes the producer.
+    /// requests finish (their records are still produced) and flushes the
+    /// producer.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -84,10 +88,22 @@ impl Collector {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "collector listening");
         }
-        axum::serve(listener, self.router())
+        let cfg = &self.shared.cfg;
+        let stop_batcher = CancellationToken::new();
+        let batcher = tokio::spawn(Arc::clone(&self.shared.batcher).run(
+            Arc::clone(&self.shared.producer),
+            cfg.linger(),
+            cfg.delivery_timeout(),
+            stop_batcher.clone(),
+        ));
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(CollectorError::Serve)?;
+            .await;
+        stop_batcher.cancel();
+        if let Err(err) = batcher.await {
+            warn!(error = %err, "the record batcher stopped abnormally");
+        }
+        served.map_err(CollectorError::Serve)?;
         let producer = self.shared.producer.current();
         let timeout = self.shared.cfg.delivery_timeout();
         // Every 2xx was sent after its acknowledgement, so whatever is still

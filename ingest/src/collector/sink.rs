@@ -1,6 +1,7 @@
 //! The Kafka side: producing a request's records, waiting for the broker's
 //! acknowledgements, and replacing a producer that stopped working.
 
+use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ pub(crate) enum DeliveryError {
     /// is shutting down).
     #[error("the producer was closed before the broker answered")]
     Canceled,
+    /// The events could not be encoded as a record (a bug, not bad input).
+    #[error("the record could not be encoded: {0}")]
+    Encode(String),
 }
 
 /// The producer requests use, replaced after it failed a delivery.
@@ -103,58 +107,55 @@ pub(crate) fn release(producer: Arc<FutureProducer>) {
     }
 }
 
-/// Hands all `records` to the current producer in order (so records of one
-/// stream stay in order in their partition) and waits until the broker
-/// acknowledged every one of them.
-pub(crate) async fn deliver(
-    slot: &ProducerSlot,
+/// Hands `records` to the current producer now, in order (so records of
+/// one partition stay in order), and returns the wait for the broker's
+/// verdict on each. A producer that failed a delivery is replaced.
+pub(crate) fn deliver(
+    slot: &Arc<ProducerSlot>,
     records: &[Record],
     timeout: Duration,
-) -> Result<(), DeliveryError> {
+) -> impl Future<Output = Vec<Result<(), DeliveryError>>> + Send + 'static {
     let producer = slot.current();
-    let result = produce(&producer, records, timeout).await;
-    if let Err(err) = &result {
-        let broken = matches!(err, DeliveryError::Failed(_) | DeliveryError::TimedOut(_))
-            || producer.client().fatal_error().is_some();
+    let started = Instant::now();
+    let sends: Vec<_> = records
+        .iter()
+        .map(|record| {
+            let sent = producer
+                .send_result(
+                    FutureRecord::<(), [u8]>::to(record.topic)
+                        .partition(record.partition)
+                        .payload(record.payload.as_slice()),
+                )
+                .map_err(|(err, _)| DeliveryError::Enqueue(err));
+            (record.topic, sent)
+        })
+        .collect();
+    let slot = Arc::clone(slot);
+    async move {
+        let waits = sends.into_iter().map(|(topic, sent)| async move {
+            let verdict = tokio::time::timeout(timeout + BACKSTOP, sent?).await;
+            match verdict {
+                Ok(Ok(Ok(_))) => {
+                    counter!(RECORDS_PRODUCED, "topic" => topic).increment(1);
+                    Ok(())
+                }
+                Ok(Ok(Err((err, _)))) => Err(DeliveryError::Failed(err)),
+                Ok(Err(_)) => Err(DeliveryError::Canceled),
+                Err(_) => Err(DeliveryError::TimedOut(timeout + BACKSTOP)),
+            }
+        });
+        let verdicts = join_all(waits).await;
+        histogram!(PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
+        let broken = verdicts.iter().any(|v| {
+            matches!(
+                v,
+                Err(DeliveryError::Failed(_) | DeliveryError::TimedOut(_))
+            )
+        }) || producer.client().fatal_error().is_some();
         if broken {
             slot.replace(&producer);
         }
+        release(producer);
+        verdicts
     }
-    release(producer);
-    result
-}
-
-async fn produce(
-    producer: &FutureProducer,
-    records: &[Record],
-    timeout: Duration,
-) -> Result<(), DeliveryError> {
-    let started = Instant::now();
-    let mut pending = Vec::with_capacity(records.len());
-    for record in records {
-        let future = producer
-            .send_result(
-                FutureRecord::to(record.topic)
-                    .key(record.key.as_str())
-                    .payload(record.payload.as_slice()),
-            )
-            .map_err(|(err, _)| DeliveryError::Enqueue(err))?;
-        pending.push(future);
-    }
-    let verdicts = tokio::time::timeout(timeout + BACKSTOP, join_all(pending)).await;
-    histogram!(PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
-    let verdicts = verdicts.map_err(|_| DeliveryError::TimedOut(timeout + BACKSTOP))?;
-    let mut first_error = None;
-    for (record, verdict) in records.iter().zip(verdicts) {
-        let error = match verdict {
-            Ok(Ok(_)) => {
-                counter!(RECORDS_PRODUCED, "topic" => record.topic).increment(1);
-                continue;
-            }
-            Ok(Err((err, _))) => DeliveryError::Failed(err),
-            Err(_) => DeliveryError::Canceled,
-        };
-        first_error.get_or_insert(error);
-    }
-    first_error.map_or(Ok(()), Err)
 }

@@ -8,8 +8,13 @@ pub mod rtmp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, group_consumer};
-use livepulse_contract::{EventBatch, topics};
+use livepulse_contract::record::{self, Payload};
+use livepulse_contract::topics;
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_ingest::collector::{Collector, CollectorConfig, CollectorError, WriteKey};
 use rdkafka::consumer::Consumer;
@@ -158,22 +163,45 @@ pub fn stream_start(stream: &str) -> Value {
 pub struct Consumed {
     pub topic: String,
     pub partition: i32,
-    pub key: String,
     pub payload: Vec<u8>,
 }
 
 impl Consumed {
-    /// The record's batch: its `received_ms` and its events as JSON values.
-    pub fn batch(&self) -> (i64, Vec<Value>) {
-        let batch: EventBatch = serde_json::from_slice(&self.payload).unwrap();
-        assert_eq!(batch.schema_version, livepulse_contract::SCHEMA_VERSION);
-        let events = batch
-            .events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap())
-            .collect();
-        (batch.received_ms, events)
+    /// The record's events, each with its `received_ms` and as the JSON the
+    /// client sent (the fields it set).
+    pub fn events(&self) -> Vec<(i64, Value)> {
+        let batch = record::decode(Payload::Events, &self.payload).unwrap();
+        (0..batch.num_rows())
+            .map(|row| event_json(&batch, row))
+            .collect()
     }
+}
+
+/// Row `row` of an event batch as the client's JSON: every non-null column
+/// but `received_ms` (returned beside it), `event_type` named `type`.
+fn event_json(batch: &RecordBatch, row: usize) -> (i64, Value) {
+    let mut object = serde_json::Map::new();
+    let mut received_ms = 0;
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if column.is_null(row) {
+            continue;
+        }
+        let value = match field.data_type() {
+            DataType::Utf8 => json!(column.as_string::<i32>().value(row)),
+            DataType::Int64 => json!(column.as_primitive::<Int64Type>().value(row)),
+            DataType::UInt32 => json!(column.as_primitive::<UInt32Type>().value(row)),
+            DataType::UInt64 => json!(column.as_primitive::<UInt64Type>().value(row)),
+            DataType::Float64 => json!(column.as_primitive::<Float64Type>().value(row)),
+            DataType::Boolean => json!(column.as_boolean().value(row)),
+            other => panic!("unexpected column type {other}"),
+        };
+        match field.name().as_str() {
+            "received_ms" => received_ms = value.as_i64().unwrap(),
+            "event_type" => drop(object.insert("type".into(), value)),
+            name => drop(object.insert(name.into(), value)),
+        }
+    }
+    (received_ms, Value::Object(object))
 }
 
 /// Every record in the project's topics, in partition order.
@@ -203,7 +231,6 @@ pub async fn consume_all(kafka: &KafkaConfig) -> Vec<Consumed> {
             Ok(m) => out.push(Consumed {
                 topic: m.topic().to_owned(),
                 partition: m.partition(),
-                key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
                 payload: m.payload().unwrap().to_vec(),
             }),
             Err(KafkaError::PartitionEOF(_)) => {}
@@ -213,16 +240,22 @@ pub async fn consume_all(kafka: &KafkaConfig) -> Vec<Consumed> {
     out
 }
 
-/// The consumed events per (topic, key), in partition order, checking that
-/// each key stays in one partition.
-pub fn events_by_topic_and_key(records: &[Consumed]) -> BTreeMap<(String, String), Vec<Value>> {
-    let mut partitions = BTreeMap::new();
+/// The consumed events per (topic, stream), in partition order, checking
+/// that each stream is in its partition.
+pub fn events_by_topic_and_stream(records: &[Consumed]) -> BTreeMap<(String, String), Vec<Value>> {
     let mut out: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
     for record in records {
-        let slot = (record.topic.clone(), record.key.clone());
-        let partition = *partitions.entry(slot.clone()).or_insert(record.partition);
-        assert_eq!(partition, record.partition, "{slot:?} spans partitions");
-        out.entry(slot).or_default().extend(record.batch().1);
+        for (_, event) in record.events() {
+            let stream = event["stream_id"].as_str().unwrap().to_owned();
+            assert_eq!(
+                record.partition,
+                topics::partition_for(&stream, topics::STREAM_PARTITIONS),
+                "{stream} outside its partition"
+            );
+            out.entry((record.topic.clone(), stream))
+                .or_default()
+                .push(event);
+        }
     }
     out
 }

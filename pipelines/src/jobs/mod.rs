@@ -6,20 +6,23 @@ pub mod engagement;
 use clickhouse::{RowOwned, RowWrite};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use livepulse_contract::topics::Topic;
 
 use crate::runtime::window::WindowSpec;
 
-/// A windowed job. The runtime feeds it the events of its topics, closes its
+/// A windowed job. The runtime feeds it the rows of its topics, closes its
 /// windows by watermark, runs [`Job::sql`] over each closing range and writes
 /// [`Job::rows`] to [`Job::table`].
-pub trait Job: Send + Sync + 'static {
+pub trait Job: Clone + Send + Sync + 'static {
     /// One output row, matching [`Job::table`]'s columns.
     type Row: RowOwned + RowWrite + serde::Serialize + Send + Sync;
 
     /// Short name, used for metrics and logs.
     fn name(&self) -> &'static str;
-    /// Topics the job reads.
-    fn topics(&self) -> Vec<&'static str>;
+    /// Topics the job reads; they must be co-partitioned (see
+    /// [`livepulse_contract::topics`]). The job's SQL sees the union of
+    /// their schemas ([`input_schema`](crate::runtime::decode::input_schema)).
+    fn topics(&self) -> Vec<Topic>;
     /// Window kinds in Arroyo's dialect (`tumble(interval '10 seconds')`,
     /// `hop(interval '10 seconds', interval '1 minute')`), each computed by
     /// the same SQL.
@@ -51,6 +54,15 @@ pub trait Job: Send + Sync + 'static {
         result: &[RecordBatch],
         emitted_ms: i64,
     ) -> Result<Vec<Self::SessionRow>, ArrowError>;
+
+    /// One row of [`Job::raw_table`].
+    type RawRow: RowOwned + RowWrite + serde::Serialize + Send + Sync;
+    /// The table the job keeps its input rows in, each once.
+    fn raw_table(&self) -> &'static str;
+    /// Rows of [`Job::raw_table`] for a batch of the job's input (first
+    /// sightings, and rows too late for their windows). Rows another job
+    /// keeps are left out.
+    fn raw_rows(&self, batch: &RecordBatch) -> Result<Vec<Self::RawRow>, ArrowError>;
 }
 
 /// A session window of a job: per key, runs of events without a silence of

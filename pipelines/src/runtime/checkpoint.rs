@@ -2,11 +2,21 @@
 //! source offsets, written together so a restart resumes exactly where the
 //! state ends.
 //!
-//! A checkpoint is a directory `ckpt-<id>` holding `meta.json`,
+//! State is kept per partition number (a *task*: partition `p` of every
+//! topic of the job, see [`livepulse_contract::topics`]), so a partition's
+//! state can move to another instance of the group: `<root>/partition-<p>/`
+//! holds that task's checkpoints, and instances sharing the root directory
+//! (a shared volume across machines) hand tasks over through it.
+//!
+//! A checkpoint is a directory `ckpt-<id>-<owner>` holding `meta.json`,
 //! `panes.arrow`, `ids.arrow` and, for jobs with a session window,
-//! `sessions.arrow`. It is written as `ckpt-<id>.tmp`, every
-//! file and the directory are fsynced, and only then renamed into place, so
-//! a crash at any point leaves the previous checkpoint intact.
+//! `sessions.arrow`; `owner` is the writing instance's token, so two
+//! instances briefly owning one task during a rebalance never write the
+//! same path. It is written as `<name>.tmp`, every file and the directory
+//! are fsynced, and only then renamed into place, so a crash at any point
+//! leaves the previous checkpoint intact. The newest id wins; every
+//! checkpoint holds state and offsets of one instant, so any of them is a
+//! correct place to resume from.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -29,6 +39,8 @@ const PANES: &str = "panes.arrow";
 const IDS: &str = "ids.arrow";
 const SESSIONS: &str = "sessions.arrow";
 const PREFIX: &str = "ckpt-";
+const TMP: &str = ".tmp";
+const TASK_PREFIX: &str = "partition-";
 /// Checkpoints kept besides the newest, for inspection after an incident.
 const KEEP_OLDER: usize = 1;
 
@@ -58,6 +70,15 @@ pub enum CheckpointError {
         path: PathBuf,
         /// The error.
         source: serde_json::Error,
+    },
+    /// The directory holds checkpoints of the layout before per-partition
+    /// state, which this version does not read.
+    #[error(
+        "{path} holds checkpoints of an earlier layout (one per instance, not per partition); move them away to start over"
+    )]
+    OldLayout {
+        /// The directory.
+        path: PathBuf,
     },
     /// The checkpoint was written for other windows; restoring it would
     /// mix incompatible states.
@@ -90,6 +111,8 @@ pub struct SourceOffset {
 pub struct Meta {
     /// Increasing checkpoint number.
     pub id: u64,
+    /// The partition number whose state this is.
+    pub partition: i32,
     /// The job's windows, to refuse a checkpoint of another window layout.
     pub windows: Vec<String>,
     /// Emission progress of the window state.
@@ -116,10 +139,12 @@ pub struct Checkpoint {
     pub sessions: Option<RecordBatch>,
 }
 
-/// The checkpoint directory of one pipeline (one consumer group).
+/// The checkpoint directory of one pipeline (one consumer group), holding
+/// one [`CheckpointStore`] per partition number.
 #[derive(Debug, Clone)]
-pub struct CheckpointStore {
+pub struct CheckpointRoot {
     dir: PathBuf,
+    owner: String,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -129,12 +154,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-impl CheckpointStore {
-    /// The store in `dir`, created if missing.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
+impl CheckpointRoot {
+    /// The root in `dir`, created if missing, for the instance `owner`
+    /// (a token unique to this process).
+    pub fn open(dir: impl Into<PathBuf>, owner: &str) -> Result<Self, CheckpointError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(Self { dir })
+        let old = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(PREFIX));
+        if old {
+            return Err(CheckpointError::OldLayout { path: dir });
+        }
+        Ok(Self {
+            dir,
+            owner: owner.to_owned(),
+        })
     }
 
     /// The directory.
@@ -142,28 +178,60 @@ impl CheckpointStore {
         &self.dir
     }
 
-    fn ids(&self) -> Result<Vec<u64>, CheckpointError> {
-        let mut ids: Vec<u64> = fs::read_dir(&self.dir)
+    /// The store of partition number `partition`, created if missing.
+    pub fn task(&self, partition: i32) -> Result<CheckpointStore, CheckpointError> {
+        let dir = self.dir.join(format!("{TASK_PREFIX}{partition}"));
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(CheckpointStore {
+            dir,
+            partition,
+            owner: self.owner.clone(),
+        })
+    }
+}
+
+/// The checkpoints of one partition number.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+    partition: i32,
+    owner: String,
+}
+
+impl CheckpointStore {
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Complete checkpoints as (id, directory name), oldest first.
+    fn entries(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
+        let mut entries: Vec<(u64, String)> = fs::read_dir(&self.dir)
             .map_err(io(&self.dir))?
             .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_prefix(PREFIX)?
-                    .parse()
-                    .ok()
+                let name = e.ok()?.file_name().into_string().ok()?;
+                if name.ends_with(TMP) {
+                    return None;
+                }
+                let (id, _owner) = name.strip_prefix(PREFIX)?.split_once('-')?;
+                Some((id.parse().ok()?, name))
             })
             .collect();
-        ids.sort_unstable();
-        Ok(ids)
+        entries.sort();
+        Ok(entries)
+    }
+
+    /// The id of the newest complete checkpoint, by whichever instance.
+    pub fn latest_id(&self) -> Result<Option<u64>, CheckpointError> {
+        Ok(self.entries()?.last().map(|(id, _)| *id))
     }
 
     /// The newest complete checkpoint, if any, checked against `windows`.
     pub fn latest(&self, windows: &[String]) -> Result<Option<Checkpoint>, CheckpointError> {
-        let Some(id) = self.ids()?.pop() else {
+        let Some((_, name)) = self.entries()?.pop() else {
             return Ok(None);
         };
-        let dir = self.dir.join(format!("{PREFIX}{id}"));
+        let dir = self.dir.join(name);
         let meta_path = dir.join(META);
         let meta: Meta = serde_json::from_reader(BufReader::new(
             File::open(&meta_path).map_err(io(&meta_path))?,
@@ -209,14 +277,20 @@ impl CheckpointStore {
 
     /// The id the next checkpoint gets.
     pub fn next_id(&self) -> Result<u64, CheckpointError> {
-        Ok(self.ids()?.last().map_or(1, |id| id + 1))
+        Ok(self.latest_id()?.map_or(1, |id| id + 1))
+    }
+
+    /// The partition number of this store.
+    pub fn partition(&self) -> i32 {
+        self.partition
     }
 
     /// Writes `checkpoint` durably, then removes all but the newest
     /// [`KEEP_OLDER`] + 1 checkpoints.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let id = checkpoint.meta.id;
-        let tmp = self.dir.join(format!("{PREFIX}{id}.tmp"));
+        let name = format!("{PREFIX}{id}-{}", self.owner);
+        let tmp = self.dir.join(format!("{name}{TMP}"));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
@@ -245,13 +319,21 @@ impl CheckpointStore {
         }
         sync_dir(&tmp)?;
         crashpoint::reached("checkpoint");
-        let done = self.dir.join(format!("{PREFIX}{id}"));
+        let done = self.dir.join(&name);
         fs::rename(&tmp, &done).map_err(io(&done))?;
         sync_dir(&self.dir)?;
-        let ids = self.ids()?;
-        for old in ids.iter().take(ids.len().saturating_sub(KEEP_OLDER + 1)) {
-            let path = self.dir.join(format!("{PREFIX}{old}"));
-            fs::remove_dir_all(&path).map_err(io(&path))?;
+        let entries = self.entries()?;
+        for (_, old) in entries
+            .iter()
+            .take(entries.len().saturating_sub(KEEP_OLDER + 1))
+        {
+            let path = self.dir.join(old);
+            // Another instance may have removed it first.
+            if let Err(e) = fs::remove_dir_all(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(io(&path)(e));
+            }
         }
         Ok(())
     }
@@ -305,7 +387,9 @@ mod tests {
     #[test]
     fn saves_atomically_and_reads_back_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::open(dir.path().join("group")).unwrap();
+        let root = CheckpointRoot::open(dir.path().join("group"), "a1").unwrap();
+        let store = root.task(3).unwrap();
+        assert_eq!(store.partition(), 3);
         assert!(store.latest(&[]).unwrap().is_none());
         let windows = vec!["tumble(interval '10 seconds')".to_owned()];
         let ids = RecordBatch::try_new(
@@ -322,6 +406,7 @@ mod tests {
             let checkpoint = Checkpoint {
                 meta: Meta {
                     id,
+                    partition: 3,
                     windows: windows.clone(),
                     progress: Progress::default(),
                     watermark: Some(id as i64),
@@ -339,21 +424,49 @@ mod tests {
             store.save(&checkpoint).unwrap();
         }
         // A crash mid-write leaves a .tmp directory, which is ignored.
-        fs::create_dir(store.dir().join("ckpt-4.tmp")).unwrap();
+        fs::create_dir(store.dir().join("ckpt-4-a1.tmp")).unwrap();
         let latest = store.latest(&windows).unwrap().unwrap();
         assert_eq!(latest.meta.offsets[0].next, 30);
         assert_eq!(latest.ids, ids);
         assert_eq!(latest.sessions, Some(ids));
         // Only the newest two are kept.
-        let mut names: Vec<String> = fs::read_dir(store.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, vec!["ckpt-2", "ckpt-3", "ckpt-4.tmp"]);
+        let names = |store: &CheckpointStore| {
+            let mut names: Vec<String> = fs::read_dir(store.dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(&store),
+            vec!["ckpt-2-a1", "ckpt-3-a1", "ckpt-4-a1.tmp"]
+        );
         assert!(matches!(
             store.latest(&["hop(...)".to_owned()]),
             Err(CheckpointError::Incompatible { .. })
+        ));
+        // Another instance taking the task over continues the numbering,
+        // and its checkpoint is the newest.
+        let other = CheckpointRoot::open(dir.path().join("group"), "b2")
+            .unwrap()
+            .task(3)
+            .unwrap();
+        assert_eq!(other.next_id().unwrap(), 4);
+        let mut taken_over = latest.clone();
+        taken_over.meta.id = 4;
+        other.save(&taken_over).unwrap();
+        assert_eq!(store.latest_id().unwrap(), Some(4));
+        assert_eq!(
+            names(&store),
+            vec!["ckpt-3-a1", "ckpt-4-a1.tmp", "ckpt-4-b2"]
+        );
+        // Checkpoints of the layout before per-partition state are refused.
+        let old = dir.path().join("old");
+        fs::create_dir_all(old.join("ckpt-7")).unwrap();
+        assert!(matches!(
+            CheckpointRoot::open(&old, "a1"),
+            Err(CheckpointError::OldLayout { .. })
         ));
     }
 }

@@ -1,15 +1,20 @@
-//! Kafka record values (JSON [`EventBatch`]es) to Arrow record batches.
+//! Kafka record values to Arrow batches in a job's input schema.
+//!
+//! A job reads topics whose records decode into different schemas (events,
+//! playback requests; see [`livepulse_contract::record`]). Its input schema
+//! is their union by column name, so its SQL sees one table: a column one
+//! topic lacks is null in that topic's rows. Two provenance columns follow,
+//! which the runtime needs for watermarks and safe commits.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
-};
+use datafusion::arrow::array::{ArrayRef, Int64Array, UInt32Array, new_null_array};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use livepulse_contract::arrow::event_schema;
-use livepulse_contract::{EventBatch, SCHEMA_VERSION};
+use livepulse_contract::record::{self, Payload, RecordError};
+use livepulse_contract::topics::Topic;
 use thiserror::Error;
 
 /// Column with the index of the (topic, partition) a row came from.
@@ -17,137 +22,151 @@ pub const SOURCE_COLUMN: &str = "_source";
 /// Column with the Kafka offset of the record a row came from.
 pub const OFFSET_COLUMN: &str = "_offset";
 
-static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields: Vec<Field> = event_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new(SOURCE_COLUMN, DataType::UInt32, false));
-    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
-    Arc::new(Schema::new(fields))
-});
-
-/// The contract's event schema plus the provenance columns the runtime needs
-/// to know which offsets are safe to commit.
-pub fn decoded_schema() -> SchemaRef {
-    SCHEMA.clone()
+/// Topics whose schemas cannot be one table.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InputError {
+    /// A topic whose records are not rows.
+    #[error("topic `{0}` does not carry rows a job can read")]
+    NotRows(&'static str),
+    /// One column name with two types.
+    #[error("column `{column}` is {first} in one topic and {second} in `{topic}`")]
+    Conflict {
+        /// The column.
+        column: String,
+        /// Its type in an earlier topic.
+        first: DataType,
+        /// Its type in `topic`.
+        second: DataType,
+        /// The topic.
+        topic: &'static str,
+    },
 }
 
-/// Why a record could not be decoded; the record is skipped and counted.
-#[derive(Debug, Error)]
-pub enum DecodeError {
-    /// Not a JSON event batch.
-    #[error("record is not an event batch: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A contract version this runtime does not read.
-    #[error("record has schema_version {0}, this runtime reads {SCHEMA_VERSION}")]
-    Version(u16),
-    /// An event lacks `type` or `event` (only possible from producers that
-    /// bypass the collector).
-    #[error("event {0} lacks `type` or `event`")]
-    Untyped(String),
-}
-
-/// Accumulates decoded records column by column; [`finish`](Self::finish)
-/// yields one batch in [`decoded_schema`] and starts over.
+/// The input schema of a job reading `topics`: the union of their schemas
+/// by column name, in first-seen order, then [`SOURCE_COLUMN`] and
+/// [`OFFSET_COLUMN`]. A column is nullable unless every topic has it as
+/// non-nullable.
 ///
 /// ```
-/// use livepulse_pipelines::runtime::decode::EventDecoder;
+/// use livepulse_contract::topics;
+/// use livepulse_pipelines::runtime::decode::input_schema;
+///
+/// let schema = input_schema(&[topics::PLAYER_EVENTS, topics::PLAYBACK_REQUESTS]).unwrap();
+/// assert!(!schema.field_with_name("stream_id").unwrap().is_nullable());
+/// assert!(schema.field_with_name("viewer_id").unwrap().is_nullable());
+/// assert!(schema.field_with_name("cmcd_br").unwrap().is_nullable());
+/// ```
+pub fn input_schema(topics: &[Topic]) -> Result<SchemaRef, InputError> {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut payloads: Vec<Payload> = Vec::new();
+    for topic in topics {
+        let schema = topic
+            .payload
+            .schema()
+            .ok_or(InputError::NotRows(topic.name))?;
+        if payloads.contains(&topic.payload) {
+            continue;
+        }
+        for field in &mut fields {
+            match schema.field_with_name(field.name()) {
+                Ok(other) if other.data_type() != field.data_type() => {
+                    return Err(InputError::Conflict {
+                        column: field.name().clone(),
+                        first: field.data_type().clone(),
+                        second: other.data_type().clone(),
+                        topic: topic.name,
+                    });
+                }
+                Ok(other) if other.is_nullable() => field.set_nullable(true),
+                Ok(_) => {}
+                Err(_) => field.set_nullable(true),
+            }
+        }
+        let first = payloads.is_empty();
+        for field in schema.fields() {
+            if !fields.iter().any(|f| f.name() == field.name()) {
+                fields.push(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_nullable(!first || field.is_nullable()),
+                );
+            }
+        }
+        payloads.push(topic.payload);
+    }
+    fields.push(Field::new(SOURCE_COLUMN, DataType::UInt32, false));
+    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Accumulates decoded records; [`finish`](Self::finish) yields one batch in
+/// the job's input schema and starts over.
+///
+/// ```
+/// use livepulse_contract::record::Payload;
+/// use livepulse_contract::topics;
+/// use livepulse_pipelines::runtime::decode::{InputDecoder, input_schema};
 ///
 /// let record = br#"{"schema_version":1,"received_ms":5,"events":[{"event_id":"6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10",
 ///   "ts":1,"stream_id":"s1","type":"chat","event":"like","viewer_id":"v"}]}"#;
-/// let mut decoder = EventDecoder::default();
-/// assert_eq!(decoder.append(record, 0, 42).unwrap(), 1);
+/// let mut decoder = InputDecoder::new(input_schema(&[topics::CHAT_EVENTS]).unwrap());
+/// assert_eq!(decoder.append(Payload::Events, record, 0, 42).unwrap(), 1);
 /// assert_eq!(decoder.finish().unwrap().num_rows(), 1);
 /// ```
-#[derive(Default)]
-pub struct EventDecoder {
-    event_id: StringBuilder,
-    ts: Int64Builder,
-    received_ms: Int64Builder,
-    stream_id: StringBuilder,
-    event_type: StringBuilder,
-    event: StringBuilder,
-    session_id: StringBuilder,
-    viewer_id: StringBuilder,
-    device: StringBuilder,
-    player: StringBuilder,
-    cdn: StringBuilder,
-    region: StringBuilder,
-    startup_ms: UInt32Builder,
-    bitrate_kbps: UInt32Builder,
-    buffer_ms: UInt32Builder,
-    rendition: StringBuilder,
-    dropped_frames: UInt32Builder,
-    played_ms: UInt32Builder,
-    stall_ms: UInt32Builder,
-    code: StringBuilder,
-    fatal: BooleanBuilder,
-    text: StringBuilder,
-    gift_id: StringBuilder,
-    count: UInt32Builder,
-    value_cents: UInt64Builder,
-    creator_id: StringBuilder,
-    title: StringBuilder,
-    category: StringBuilder,
-    source: UInt32Builder,
-    offset: Int64Builder,
+pub struct InputDecoder {
+    schema: SchemaRef,
+    pieces: Vec<RecordBatch>,
     rows: usize,
 }
 
-impl EventDecoder {
-    /// Decodes one record value, tagging its rows with `source` and `offset`.
-    /// Returns the number of events appended; on error nothing is appended.
-    pub fn append(&mut self, value: &[u8], source: u32, offset: i64) -> Result<usize, DecodeError> {
-        let batch: EventBatch = serde_json::from_slice(value)?;
-        if batch.schema_version != SCHEMA_VERSION {
-            return Err(DecodeError::Version(batch.schema_version));
+impl InputDecoder {
+    /// A decoder into `schema` (from [`input_schema`]).
+    pub fn new(schema: SchemaRef) -> Self {
+        Self {
+            schema,
+            pieces: Vec::new(),
+            rows: 0,
         }
-        if let Some(e) = batch
-            .events
+    }
+
+    /// The job's input schema.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Decodes one record value of a topic carrying `payload`, tagging its
+    /// rows with `source` and `offset`. Returns the number of rows appended;
+    /// on error nothing is appended.
+    pub fn append(
+        &mut self,
+        payload: Payload,
+        value: &[u8],
+        source: u32,
+        offset: i64,
+    ) -> Result<usize, RecordError> {
+        let batch = record::decode(payload, value)?;
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let columns = self
+            .schema
+            .fields()
             .iter()
-            .find(|e| e.family.is_none() || e.event.is_none())
-        {
-            return Err(DecodeError::Untyped(e.event_id.to_string()));
-        }
-        for e in &batch.events {
-            let (Some(family), Some(kind)) = (e.family, e.event) else {
-                unreachable!("checked above")
-            };
-            self.event_id.append_value(&e.event_id);
-            self.ts.append_value(e.ts);
-            self.received_ms.append_value(batch.received_ms);
-            self.stream_id.append_value(&e.stream_id);
-            self.event_type.append_value(family.as_str());
-            self.event.append_value(kind.as_str());
-            self.session_id.append_option(e.session_id.as_deref());
-            self.viewer_id.append_option(e.viewer_id.as_deref());
-            self.device.append_option(e.device.as_deref());
-            self.player.append_option(e.player.as_deref());
-            self.cdn.append_option(e.cdn.as_deref());
-            self.region.append_option(e.region.as_deref());
-            self.startup_ms.append_option(e.startup_ms);
-            self.bitrate_kbps.append_option(e.bitrate_kbps);
-            self.buffer_ms.append_option(e.buffer_ms);
-            self.rendition.append_option(e.rendition.as_deref());
-            self.dropped_frames.append_option(e.dropped_frames);
-            self.played_ms.append_option(e.played_ms);
-            self.stall_ms.append_option(e.stall_ms);
-            self.code.append_option(e.code.as_deref());
-            self.fatal.append_option(e.fatal);
-            self.text.append_option(e.text.as_deref());
-            self.gift_id.append_option(e.gift_id.as_deref());
-            self.count.append_option(e.count);
-            self.value_cents.append_option(e.value_cents);
-            self.creator_id.append_option(e.creator_id.as_deref());
-            self.title.append_option(e.title.as_deref());
-            self.category.append_option(e.category.as_deref());
-            self.source.append_value(source);
-            self.offset.append_value(offset);
-        }
-        self.rows += batch.events.len();
-        Ok(batch.events.len())
+            .map(|field| match field.name().as_str() {
+                SOURCE_COLUMN => Arc::new(UInt32Array::from(vec![source; rows])) as ArrayRef,
+                OFFSET_COLUMN => Arc::new(Int64Array::from(vec![offset; rows])) as ArrayRef,
+                name => batch
+                    .column_by_name(name)
+                    .cloned()
+                    .unwrap_or_else(|| new_null_array(field.data_type(), rows)),
+            })
+            .collect();
+        self.pieces
+            .push(RecordBatch::try_new(self.schema(), columns)?);
+        self.rows += rows;
+        Ok(rows)
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
@@ -163,48 +182,26 @@ impl EventDecoder {
     /// The rows appended so far, as one batch; the decoder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.event_id.finish()),
-            Arc::new(self.ts.finish()),
-            Arc::new(self.received_ms.finish()),
-            Arc::new(self.stream_id.finish()),
-            Arc::new(self.event_type.finish()),
-            Arc::new(self.event.finish()),
-            Arc::new(self.session_id.finish()),
-            Arc::new(self.viewer_id.finish()),
-            Arc::new(self.device.finish()),
-            Arc::new(self.player.finish()),
-            Arc::new(self.cdn.finish()),
-            Arc::new(self.region.finish()),
-            Arc::new(self.startup_ms.finish()),
-            Arc::new(self.bitrate_kbps.finish()),
-            Arc::new(self.buffer_ms.finish()),
-            Arc::new(self.rendition.finish()),
-            Arc::new(self.dropped_frames.finish()),
-            Arc::new(self.played_ms.finish()),
-            Arc::new(self.stall_ms.finish()),
-            Arc::new(self.code.finish()),
-            Arc::new(self.fatal.finish()),
-            Arc::new(self.text.finish()),
-            Arc::new(self.gift_id.finish()),
-            Arc::new(self.count.finish()),
-            Arc::new(self.value_cents.finish()),
-            Arc::new(self.creator_id.finish()),
-            Arc::new(self.title.finish()),
-            Arc::new(self.category.finish()),
-            Arc::new(self.source.finish()),
-            Arc::new(self.offset.finish()),
-        ];
-        RecordBatch::try_new(decoded_schema(), columns)
+        let pieces = std::mem::take(&mut self.pieces);
+        match pieces.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => concat_batches(&self.schema, &pieces),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use datafusion::arrow::array::{AsArray, Int64Array};
-    use datafusion::arrow::datatypes::UInt32Type;
+pub(crate) mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int64Type, UInt32Type};
+    use livepulse_contract::topics;
 
     use super::*;
+
+    /// A decoder for the engagement job's topics.
+    pub(crate) fn event_decoder() -> InputDecoder {
+        InputDecoder::new(input_schema(&[topics::PLAYER_EVENTS, topics::CHAT_EVENTS]).unwrap())
+    }
 
     const RECORD: &[u8] = br#"{"schema_version":1,"received_ms":1000,"events":[
         {"event_id":"6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10","ts":990,"stream_id":"s1","type":"player","event":"heartbeat",
@@ -212,43 +209,59 @@ mod tests {
         {"event_id":"7f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10","ts":995,"stream_id":"s1","type":"chat","event":"gift",
          "viewer_id":"v","gift_id":"rose","count":3,"value_cents":300}]}"#;
 
+    const REQUESTS: &[u8] = br#"{"schema_version":1,"requests":[{"request_id":"8f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10",
+        "received_ms":2000,"stream_id":"s1","rendition":"720p","object":"seg4.m4s","object_kind":"segment",
+        "status":200,"bytes_sent":4,"complete":true,"client_cohort":"203.0.113.0/24","cmcd":{"encoded_bitrate_kbps":986}}]}"#;
+
     #[test]
-    fn decodes_every_field_into_its_column() {
-        let mut decoder = EventDecoder::default();
-        assert_eq!(decoder.append(RECORD, 7, 42).unwrap(), 2);
+    fn rows_of_every_topic_land_in_one_schema_with_their_provenance() {
+        let schema = input_schema(&[topics::PLAYER_EVENTS, topics::PLAYBACK_REQUESTS]).unwrap();
+        let mut decoder = InputDecoder::new(schema.clone());
+        assert_eq!(decoder.append(Payload::Events, RECORD, 7, 42).unwrap(), 2);
+        assert_eq!(
+            decoder
+                .append(Payload::PlaybackRequests, REQUESTS, 3, 9)
+                .unwrap(),
+            1
+        );
+        assert_eq!(decoder.len(), 3);
         let batch = decoder.finish().unwrap();
-        assert_eq!(batch.schema(), decoded_schema());
+        assert!(decoder.is_empty());
+        assert_eq!(batch.schema(), schema);
         let col = |name: &str| batch.column_by_name(name).unwrap().clone();
         assert_eq!(
-            col("ts").as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
-            &Int64Array::from(vec![990, 995])
+            col("ts").as_primitive::<Int64Type>().values().to_vec(),
+            vec![990, 995, 2000]
         );
-        assert_eq!(col("event_type").as_string::<i32>().value(1), "chat");
+        assert_eq!(col("event_type").as_string::<i32>().value(2), "request");
+        assert!(col("cmcd_br").is_null(0) && !col("cmcd_br").is_null(2));
+        assert!(col("viewer_id").is_null(2));
         assert_eq!(
-            col("bitrate_kbps").as_primitive::<UInt32Type>().value(0),
-            3000
+            col(SOURCE_COLUMN)
+                .as_primitive::<UInt32Type>()
+                .values()
+                .to_vec(),
+            vec![7, 7, 3]
         );
-        assert!(col("bitrate_kbps").is_null(1));
-        assert_eq!(col("count").as_primitive::<UInt32Type>().value(1), 3);
-        assert_eq!(
-            col("received_ms")
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(1),
-            1000
-        );
-        assert_eq!(col(SOURCE_COLUMN).as_primitive::<UInt32Type>().value(1), 7);
-        assert!(decoder.is_empty());
+        assert_eq!(col(OFFSET_COLUMN).as_primitive::<Int64Type>().value(2), 9);
     }
 
     #[test]
-    fn rejects_foreign_versions_and_garbage_without_appending() {
-        let mut decoder = EventDecoder::default();
+    fn undecodable_records_append_nothing() {
+        let mut decoder = event_decoder();
         let v2 = br#"{"schema_version":2,"received_ms":1,"events":[]}"#;
         assert_eq!(
-            decoder.append(v2, 0, 0).unwrap_err().to_string(),
-            "record has schema_version 2, this runtime reads 1"
+            decoder
+                .append(Payload::Events, v2, 0, 0)
+                .unwrap_err()
+                .to_string(),
+            "record has schema_version 2, this reader reads 1"
         );
-        assert!(decoder.append(b"not json", 0, 1).is_err());
+        assert!(decoder.append(Payload::Events, b"not json", 0, 1).is_err());
         assert!(decoder.is_empty());
+        assert_eq!(
+            input_schema(&[topics::DEAD_LETTER]).unwrap_err(),
+            InputError::NotRows("livepulse.dead-letter.v1")
+        );
     }
 }

@@ -25,8 +25,6 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::decode::decoded_schema;
-
 /// Name under which a job's SQL sees its events, with a [`WINDOW_START`]
 /// column added.
 pub const WINDOW_EVENTS: &str = "window_events";
@@ -40,17 +38,19 @@ const BATCH: &str = "batch";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use livepulse_pipelines::runtime::decode::EventDecoder;
+/// use livepulse_contract::{record::Payload, topics};
+/// use livepulse_pipelines::runtime::decode::{InputDecoder, input_schema};
 /// use livepulse_pipelines::runtime::engine::IncrementalSql;
 ///
+/// let schema = input_schema(&[topics::CHAT_EVENTS]).unwrap();
 /// let sql = "SELECT window_start, stream_id, count(*) AS n FROM window_events GROUP BY window_start, stream_id";
-/// let job = IncrementalSql::plan(sql, 10_000).await.unwrap();
-/// let mut decoder = EventDecoder::default();
+/// let job = IncrementalSql::plan(sql, 10_000, schema.clone()).await.unwrap();
+/// let mut decoder = InputDecoder::new(schema);
 /// let mut states = Vec::new();
 /// for (id, ts) in [("6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10", 1_000), ("7f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10", 2_000)] {
 ///     let record = format!(r#"{{"schema_version":1,"received_ms":5,"events":[{{"event_id":"{id}",
 ///         "ts":{ts},"stream_id":"s1","type":"chat","event":"like","viewer_id":"v"}}]}}"#);
-///     decoder.append(record.as_bytes(), 0, 0).unwrap();
+///     decoder.append(Payload::Events, record.as_bytes(), 0, 0).unwrap();
 ///     // One state per batch, merged only when the window closes.
 ///     states.push(job.partial(decoder.finish().unwrap()).await.unwrap());
 /// }
@@ -70,13 +70,14 @@ pub struct IncrementalSql {
 
 impl IncrementalSql {
     /// Plans `job_sql` (one `SELECT` over [`WINDOW_EVENTS`] grouped by
-    /// [`WINDOW_START`]) for panes of `pane_ms`.
-    pub async fn plan(job_sql: &str, pane_ms: i64) -> Result<Self> {
+    /// [`WINDOW_START`]) for panes of `pane_ms`, over batches of `schema`
+    /// (the job's input schema).
+    pub async fn plan(job_sql: &str, pane_ms: i64, schema: SchemaRef) -> Result<Self> {
         // One thread: a pipeline instance uses one core and scales out by
         // Kafka partitions across instances instead.
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
         livepulse_udfs::datafusion::register_all(&ctx);
-        let empty = MemTable::try_new(decoded_schema(), vec![vec![]])?;
+        let empty = MemTable::try_new(schema, vec![vec![]])?;
         ctx.register_table(BATCH, Arc::new(empty))?;
         let sql = format!(
             "WITH {WINDOW_EVENTS} AS (\
@@ -133,7 +134,7 @@ impl IncrementalSql {
         self.window_start
     }
 
-    /// Runs the partial phase over `batch` (in the decoded schema): one state
+    /// Runs the partial phase over `batch` (in the input schema): one state
     /// row per (pane, group).
     pub async fn partial(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let input = Arc::clone(self.partial.input())
@@ -240,17 +241,21 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
 
+    use livepulse_contract::record::Payload;
+
     use super::*;
-    use crate::runtime::decode::EventDecoder;
+    use crate::runtime::decode::tests::event_decoder;
 
     fn batch(events: &[(&str, &str, i64)]) -> RecordBatch {
-        let mut decoder = EventDecoder::default();
+        let mut decoder = event_decoder();
         for (i, (stream, viewer, ts)) in events.iter().enumerate() {
             let record = format!(
                 r#"{{"schema_version":1,"received_ms":0,"events":[{{"event_id":"00000000-0000-4000-8000-{i:012}",
                 "ts":{ts},"stream_id":"{stream}","type":"chat","event":"message","viewer_id":"{viewer}","text":"hi"}}]}}"#
             );
-            decoder.append(record.as_bytes(), 0, 0).unwrap();
+            decoder
+                .append(Payload::Events, record.as_bytes(), 0, 0)
+                .unwrap();
         }
         decoder.finish().unwrap()
     }
@@ -261,7 +266,9 @@ mod tests {
                    count(DISTINCT viewer_id) AS viewers, \
                    count(*) FILTER (WHERE viewer_id = 'a') AS from_a \
                    FROM window_events GROUP BY window_start, stream_id";
-        let job = IncrementalSql::plan(sql, 10_000).await.unwrap();
+        let job = IncrementalSql::plan(sql, 10_000, event_decoder().schema())
+            .await
+            .unwrap();
         // Two batches, panes 0 and 10 s; viewer `a` appears in both batches.
         let s1 = job
             .partial(batch(&[("s", "a", 1), ("s", "b", 2), ("s", "a", 10_001)]))

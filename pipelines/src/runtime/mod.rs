@@ -1,7 +1,12 @@
 //! The streaming runtime: one loop per pipeline instance that reads Kafka,
-//! decodes to Arrow, folds events into window state with DataFusion's
-//! partial aggregation, emits due windows to ClickHouse, and checkpoints
-//! state with its source offsets before committing them.
+//! decodes to Arrow, folds rows into window state with DataFusion's partial
+//! aggregation, emits due windows to ClickHouse, and checkpoints state with
+//! its source offsets before committing them.
+//!
+//! State is kept per task (one partition number of every topic the job
+//! reads; see [`task`]), so the instances of a consumer group split a job
+//! and hand tasks over on a rebalance through their shared checkpoint
+//! directory.
 
 pub mod checkpoint;
 pub mod columns;
@@ -9,34 +14,37 @@ pub mod crashpoint;
 pub mod decode;
 pub mod engine;
 pub mod processor;
-mod raw;
 pub mod session;
 pub mod state;
+mod task;
 pub mod watermark;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_connectors::kafka::KafkaConfig;
-use livepulse_contract::{now_ms, tables};
+use livepulse_contract::now_ms;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use thiserror::Error;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::checkpoint::{CheckpointError, CheckpointStore, SourceOffset};
-use self::processor::{Lateness, Processor};
+use self::checkpoint::{CheckpointError, CheckpointRoot, SourceOffset};
+use self::decode::InputError;
+use self::processor::Lateness;
+use self::task::Task;
 use self::window::WindowSpecError;
 use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
 use crate::jobs::Job;
 use crate::sinks::clickhouse::{ClickHouseSink, SinkError};
 use crate::sinks::dead_letter::{DeadLetterSink, Origin};
-use crate::sources::kafka::KafkaSource;
+use crate::sources::kafka::{Change, KafkaSource, SourceError};
 
 /// Why a pipeline stopped before being asked to.
 #[derive(Debug, Error)]
@@ -47,6 +55,12 @@ pub enum PipelineError {
     /// A job declares a window the runtime cannot compute.
     #[error(transparent)]
     Window(#[from] WindowSpecError),
+    /// A job's topics cannot be read as one table.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The job's topics cannot be read (missing, not co-partitioned).
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Kafka refused to subscribe or commit.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
@@ -69,6 +83,11 @@ pub enum PipelineError {
 pub struct PipelineStats {
     /// Kafka records read.
     pub records: u64,
+    /// Tasks (partition numbers) taken on: at start, or from another
+    /// instance on a rebalance.
+    pub tasks_started: u64,
+    /// Tasks handed to another instance on a rebalance.
+    pub tasks_handed_over: u64,
     /// Records skipped because the restored checkpoint already holds them.
     pub replayed_records: u64,
     /// Records that were not event batches (dead-lettered).
@@ -117,43 +136,40 @@ impl<J: Job> Pipeline<J> {
         }
     }
 
-    /// Runs until `shutdown` is cancelled, then checkpoints once more.
-    /// Starts from the newest checkpoint in the checkpoint directory.
+    /// Runs until `shutdown` is cancelled, then checkpoints every task once
+    /// more before leaving the group. Tasks start from their newest
+    /// checkpoints in the checkpoint directory.
     pub async fn run(self, shutdown: CancellationToken) -> Result<PipelineStats, PipelineError> {
         let config = self.config;
         config.validate()?;
         let name = self.job.name();
         let topics = self.job.topics();
-        let mut processor = Processor::new(self.job, Lateness::from(&config)).await?;
-        let store = CheckpointStore::open(config.checkpoint_dir.join(&config.group_id))?;
-        let restored = store.latest(&processor.window_names())?;
-        let resume = restored
-            .as_ref()
-            .map(|c| c.meta.offsets.clone())
-            .unwrap_or_default();
-        let mut source = match config.assignment {
-            Assignment::Group => KafkaSource::subscribe(&self.kafka, &config.group_id, &topics)?,
-            Assignment::All => {
-                KafkaSource::assign_all(&self.kafka, &config.group_id, &topics, &resume)?
-            }
-        };
-        source.resume_from(&resume);
-        if let Some(checkpoint) = restored {
-            info!(id = checkpoint.meta.id, watermark = ?checkpoint.meta.watermark, "restoring checkpoint");
-            processor.restore(checkpoint).await?;
-        }
-        info!(job = name, group = %config.group_id, ?topics, checkpoints = %store.dir().display(), "pipeline started");
+        let owner = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let root = CheckpointRoot::open(config.checkpoint_dir.join(&config.group_id), &owner)?;
+        let source = KafkaSource::new(&self.kafka, &config.group_id, &topics)?;
         let mut run = Run {
-            processor,
+            job: self.job.clone(),
+            lateness: Lateness::from(&config),
             sink: ClickHouseSink::new(self.clickhouse.client(), shutdown.clone()),
             dead_letters: DeadLetterSink::new(&self.kafka, name, shutdown.clone())?,
             stats: PipelineStats::default(),
             source,
-            store,
+            root,
+            tasks: BTreeMap::new(),
             records_in_batch: 0,
             last_checkpoint: Instant::now(),
-            saving: None,
         };
+        match config.assignment {
+            Assignment::Group => run.source.subscribe()?,
+            Assignment::All => {
+                let mut resume = Vec::new();
+                for partition in 0..run.source.partition_count() {
+                    resume.extend(run.start_task(partition).await?);
+                }
+                run.source.assign_all(&resume)?;
+            }
+        }
+        info!(job = name, group = %config.group_id, topics = ?topics.iter().map(|t| t.name).collect::<Vec<_>>(), checkpoints = %run.root.dir().display(), "pipeline started");
         let mut tick = tokio::time::interval(Duration::from_millis(config.flush_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms);
@@ -163,8 +179,8 @@ impl<J: Job> Pipeline<J> {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     run.flush().await?;
-                    if run.saving.as_ref().is_some_and(|s| s.is_finished()) {
-                        run.checkpoint_written().await?;
+                    if run.tasks.values().any(Task::save_finished) {
+                        run.checkpoints_written().await?;
                     }
                     if run.last_checkpoint.elapsed() >= checkpoint_every {
                         run.checkpoint().await?;
@@ -184,11 +200,11 @@ impl<J: Job> Pipeline<J> {
                 },
             }
         }
-        // What was read is kept: the next start resumes here, not at the
-        // previous checkpoint. Sinks may be unreachable by now; then the next
-        // start replays from the previous checkpoint instead.
+        // What was read is kept: the next start (or the next owner of a
+        // task) resumes here, not at the previous checkpoint. Sinks may be
+        // unreachable by now; then it replays from the previous one instead.
         let last = match run.checkpoint().await {
-            Ok(()) => run.checkpoint_written().await,
+            Ok(()) => run.checkpoints_written().await,
             Err(e) => Err(e),
         };
         if let Err(e) = last {
@@ -201,40 +217,134 @@ impl<J: Job> Pipeline<J> {
 
 /// State of one run.
 struct Run<J: Job> {
+    job: J,
+    lateness: Lateness,
     source: KafkaSource,
-    processor: Processor<J>,
+    root: CheckpointRoot,
+    /// By partition number.
+    tasks: BTreeMap<i32, Task<J>>,
     sink: ClickHouseSink,
     dead_letters: DeadLetterSink,
-    store: CheckpointStore,
     stats: PipelineStats,
     records_in_batch: usize,
     last_checkpoint: Instant,
-    /// The checkpoint being written, off the loop; yields its positions.
-    saving: Option<JoinHandle<Result<Vec<SourceOffset>, CheckpointError>>>,
 }
 
 impl<J: Job> Run<J> {
+    /// Takes on partition number `partition` from its newest checkpoint;
+    /// returns the offsets its state resumes at.
+    async fn start_task(&mut self, partition: i32) -> Result<Vec<SourceOffset>, PipelineError> {
+        let store = self.root.task(partition)?;
+        let (task, resume) = Task::restore(self.job.clone(), self.lateness, store).await?;
+        info!(partition, checkpoint = ?task.latest(), "task started");
+        self.source.resume_from(&resume);
+        self.tasks.insert(partition, task);
+        self.stats.tasks_started += 1;
+        Ok(resume)
+    }
+
+    /// Acts on the rebalances the consumer announced: a revoked task stops
+    /// emitting and checkpointing; on the next assignment, tasks no longer
+    /// this member's are dropped (their new owner resumes from their
+    /// checkpoint), tasks kept are resumed from memory unless another
+    /// member checkpointed them meanwhile, and new tasks are restored.
+    async fn rebalanced(&mut self) -> Result<(), PipelineError> {
+        for change in self.source.take_changes() {
+            match change {
+                Change::Revoked(partitions) => {
+                    for p in &partitions {
+                        if let Some(task) = self.tasks.get_mut(p) {
+                            task.revoked = true;
+                        }
+                    }
+                    info!(?partitions, "partitions revoked");
+                }
+                Change::Assigned(partitions) => {
+                    info!(?partitions, "partitions assigned");
+                    self.assigned(&partitions).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn assigned(&mut self, partitions: &[i32]) -> Result<(), PipelineError> {
+        let gone: Vec<i32> = self
+            .tasks
+            .keys()
+            .filter(|p| !partitions.contains(p))
+            .copied()
+            .collect();
+        for p in gone {
+            if let Some(mut task) = self.tasks.remove(&p) {
+                // Its offsets are the new owner's to commit now.
+                task.written().await?;
+            }
+            self.source.forget(p);
+            self.stats.tasks_handed_over += 1;
+            info!(partition = p, "task handed over");
+        }
+        for &p in partitions {
+            let Some(task) = self.tasks.get_mut(&p) else {
+                self.start_task(p).await?;
+                continue;
+            };
+            let written = task.written().await?;
+            let superseded = task.superseded()?;
+            if !superseded {
+                task.revoked = false;
+            }
+            if let Some(positions) = written {
+                self.stats.checkpoints += 1;
+                self.commit(&positions);
+            }
+            if superseded {
+                self.tasks.remove(&p);
+                self.source.forget(p);
+                self.start_task(p).await?;
+            } else {
+                // The group restarts it at the committed offsets: skip what
+                // the state already holds.
+                let positions = self.source.positions(p);
+                self.source.resume_from(&positions);
+            }
+        }
+        Ok(())
+    }
+
     async fn read(&mut self, message: &OwnedMessage) -> Result<(), PipelineError> {
-        let id = self.source.source_id(message.topic(), message.partition());
+        self.rebalanced().await?;
+        let (topic, partition) = (message.topic(), message.partition());
+        let Some(payload) = self.source.payload(topic) else {
+            warn!(topic, "a record of a topic the job does not read");
+            return Ok(());
+        };
+        if !self.tasks.contains_key(&partition) {
+            self.start_task(partition).await?;
+        }
+        let id = self.source.source_id(topic, partition);
         self.stats.records += 1;
         if !self.source.is_new(id, message.offset()) {
             self.stats.replayed_records += 1;
             return Ok(());
         }
         self.records_in_batch += 1;
-        let payload = message.payload().unwrap_or_default();
-        match self.processor.read(payload, id, message.offset()) {
+        let value = message.payload().unwrap_or_default();
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            return Ok(());
+        };
+        match task.processor.read(payload, value, id, message.offset()) {
             Ok(n) => self.stats.events += n as u64,
             Err(e) => {
                 self.stats.undecodable_records += 1;
-                warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "dead-lettering an undecodable record");
+                warn!(topic, partition, offset = message.offset(), error = %e, "dead-lettering an undecodable record");
                 let origin = Origin {
-                    topic: message.topic(),
-                    partition: message.partition(),
+                    topic,
+                    partition,
                     offset: message.offset(),
                 };
                 self.dead_letters
-                    .record(payload, origin, &e.to_string())
+                    .record(value, origin, &e.to_string())
                     .await?;
             }
         }
@@ -242,107 +352,144 @@ impl<J: Job> Run<J> {
         Ok(())
     }
 
-    /// Folds decoded events into the window state; writes the raw events
-    /// table and dead-letters events past the correction horizon.
+    /// Folds decoded rows into every task's window state; writes the raw
+    /// table and dead-letters rows past the correction horizon.
     async fn ingest(&mut self) -> Result<(), PipelineError> {
         self.records_in_batch = 0;
-        let ingested = self.processor.ingest().await?;
-        self.stats.duplicates += ingested.duplicates as u64;
-        self.stats.corrections += ingested.corrections as u64;
-        self.stats.too_late += ingested.too_late.len() as u64;
-        metrics::counter!("livepulse_pipeline_duplicate_events_total")
-            .increment(ingested.duplicates as u64);
-        metrics::counter!("livepulse_pipeline_corrections_total")
-            .increment(ingested.corrections as u64);
-        self.sink.insert(tables::EVENTS, &ingested.raw_rows).await?;
-        self.dead_letters.too_late(&ingested.too_late).await?;
+        let mut raw_rows = Vec::new();
+        let mut too_late: Vec<RecordBatch> = Vec::new();
+        for task in self.tasks.values_mut() {
+            let ingested = task.processor.ingest().await?;
+            self.stats.duplicates += ingested.duplicates as u64;
+            self.stats.corrections += ingested.corrections as u64;
+            metrics::counter!("livepulse_pipeline_duplicate_events_total")
+                .increment(ingested.duplicates as u64);
+            metrics::counter!("livepulse_pipeline_corrections_total")
+                .increment(ingested.corrections as u64);
+            raw_rows.extend(ingested.raw_rows);
+            too_late.extend(ingested.too_late);
+        }
+        self.stats.too_late += too_late.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        self.sink.insert(self.job.raw_table(), &raw_rows).await?;
+        self.dead_letters.too_late(&too_late).await?;
         Ok(())
     }
 
-    /// Emits the windows the watermark closed and the corrected ones.
+    /// Emits the windows each task's watermark closed and the corrected ones.
     async fn flush(&mut self) -> Result<(), PipelineError> {
+        self.rebalanced().await?;
         self.ingest().await?;
         let now = Instant::now();
         match self.source.assigned() {
-            Ok(ids) => ids
-                .into_iter()
-                .for_each(|id| self.processor.watermarks().assign(id, now)),
+            Ok(ids) => {
+                for id in ids {
+                    let Some(p) = self.source.topic_partition(id).map(|tp| tp.partition) else {
+                        continue;
+                    };
+                    if !self.tasks.contains_key(&p) {
+                        self.start_task(p).await?;
+                    }
+                    if let Some(task) = self.tasks.get_mut(&p) {
+                        task.processor.watermarks().assign(id, now);
+                    }
+                }
+            }
             Err(e) => {
                 warn!(error = %e, "cannot read the partition assignment; retrying next flush")
             }
         }
-        let silent = self.processor.watermarks().silent(now);
+        let silent: Vec<u32> = self
+            .tasks
+            .values_mut()
+            .flat_map(|t| t.processor.watermarks().silent(now))
+            .collect();
         for (id, caught_up) in self.source.caught_up(&silent).await {
-            match caught_up {
-                Ok(true) => self.processor.watermarks().set_caught_up(id),
-                Ok(false) => {}
-                Err(e) => debug!(error = %e, "could not fetch watermarks"),
+            let Some(p) = self.source.topic_partition(id).map(|tp| tp.partition) else {
+                continue;
+            };
+            match (caught_up, self.tasks.get_mut(&p)) {
+                (Ok(true), Some(task)) => task.processor.watermarks().set_caught_up(id),
+                (Ok(_), _) => {}
+                (Err(e), _) => debug!(error = %e, "could not fetch watermarks"),
             }
         }
-        let job = self.processor.job().name();
-        if let Some(watermark) = self.processor.watermarks().advance(now, now_ms()) {
-            let emission = self.processor.close(watermark, now_ms()).await?;
-            self.sink
-                .insert(self.processor.job().table(), &emission.rows)
-                .await?;
-            if let Some(sessions) = self.processor.job().sessions() {
-                self.sink
-                    .insert(sessions.table, &emission.session_rows)
-                    .await?;
-            }
-            self.processor.emitted(&emission);
-            self.stats.rows_written += emission.rows.len() as u64;
-            self.stats.session_rows_written += emission.session_rows.len() as u64;
-            metrics::counter!("livepulse_pipeline_rows_written_total", "job" => job)
-                .increment(emission.rows.len() as u64);
-            metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job).set(watermark as f64);
+        let job = self.job.name();
+        let (mut rows, mut session_rows, mut emitted) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, task) in self.tasks.iter_mut().filter(|(_, t)| !t.revoked) {
+            let Some(watermark) = task.processor.watermarks().advance(now, now_ms()) else {
+                continue;
+            };
+            let mut emission = task.processor.close(watermark, now_ms()).await?;
+            rows.append(&mut emission.rows);
+            session_rows.append(&mut emission.session_rows);
+            emitted.push((*p, emission));
+            metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job, "partition" => p.to_string())
+                .set(watermark as f64);
         }
-        let memory = self.processor.memory();
-        metrics::gauge!("livepulse_pipeline_tracked_event_ids", "job" => job)
-            .set(memory.event_ids as f64);
-        metrics::gauge!("livepulse_pipeline_open_sessions", "job" => job)
-            .set(memory.sessions as f64);
-        self.stats.late_session_updates = self.processor.late_session_updates();
+        self.sink.insert(self.job.table(), &rows).await?;
+        if let Some(sessions) = self.job.sessions() {
+            self.sink.insert(sessions.table, &session_rows).await?;
+        }
+        for (p, emission) in &emitted {
+            if let Some(task) = self.tasks.get_mut(p) {
+                task.processor.emitted(emission);
+            }
+        }
+        self.stats.rows_written += rows.len() as u64;
+        self.stats.session_rows_written += session_rows.len() as u64;
+        metrics::counter!("livepulse_pipeline_rows_written_total", "job" => job)
+            .increment(rows.len() as u64);
+        let (mut ids, mut sessions, mut late) = (0, 0, 0);
+        for task in self.tasks.values() {
+            let memory = task.processor.memory();
+            ids += memory.event_ids;
+            sessions += memory.sessions;
+            late += task.processor.late_session_updates();
+        }
+        metrics::gauge!("livepulse_pipeline_tracked_event_ids", "job" => job).set(ids as f64);
+        metrics::gauge!("livepulse_pipeline_open_sessions", "job" => job).set(sessions as f64);
+        metrics::gauge!("livepulse_pipeline_tasks", "job" => job).set(self.tasks.len() as f64);
+        self.stats.late_session_updates = late;
         Ok(())
     }
 
-    /// Snapshots state and offsets together and writes them to disk on a
-    /// blocking thread, so windows keep closing meanwhile; the offsets are
-    /// committed by [`Self::checkpoint_written`] once the files are durable.
+    /// Snapshots every task's state with its offsets and writes them to
+    /// disk off the loop; [`Self::checkpoints_written`] commits the offsets
+    /// once the files are durable.
     async fn checkpoint(&mut self) -> Result<(), PipelineError> {
-        // One write at a time: the next id and the commits stay in order.
-        self.checkpoint_written().await?;
+        // One write per task at a time: ids and commits stay in order.
+        self.checkpoints_written().await?;
         self.ingest().await?;
-        let id = self.store.next_id()?;
-        let positions = self.source.positions();
-        let checkpoint = self.processor.checkpoint(id, positions.clone()).await?;
-        let store = self.store.clone();
-        self.saving = Some(tokio::task::spawn_blocking(move || {
-            store.save(&checkpoint).map(|()| positions)
-        }));
+        for (p, task) in self.tasks.iter_mut().filter(|(_, t)| !t.revoked) {
+            task.start_checkpoint(self.source.positions(*p)).await?;
+        }
         self.last_checkpoint = Instant::now();
-        debug!(id, memory = ?self.processor.memory(), "checkpoint taken");
+        debug!(tasks = self.tasks.len(), "checkpoints taken");
         Ok(())
     }
 
-    /// Waits for the checkpoint being written, then commits its offsets (for
-    /// monitoring and for a start without the checkpoint directory).
-    async fn checkpoint_written(&mut self) -> Result<(), PipelineError> {
-        let Some(saving) = self.saving.take() else {
-            return Ok(());
-        };
-        let positions = match saving.await {
-            Ok(written) => written?,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
-        self.stats.checkpoints += 1;
-        // A failed commit costs only replay, which the checkpoint's offsets
-        // skip; the next checkpoint commits again.
-        match self.source.commit(&positions) {
+    /// Waits for the checkpoints being written, then commits their offsets
+    /// (for monitoring, and for a start without the checkpoint directory).
+    async fn checkpoints_written(&mut self) -> Result<(), PipelineError> {
+        let mut positions = Vec::new();
+        for task in self.tasks.values_mut() {
+            if let Some(saved) = task.written().await? {
+                self.stats.checkpoints += 1;
+                positions.extend(saved);
+            }
+        }
+        self.commit(&positions);
+        Ok(())
+    }
+
+    /// Commits offsets of durable checkpoints. A failed commit costs only
+    /// replay, which the checkpoints' offsets skip; the next checkpoint
+    /// commits again.
+    fn commit(&mut self, positions: &[SourceOffset]) {
+        match self.source.commit(positions) {
             Ok(0) => {}
             Ok(_) => self.stats.commits += 1,
             Err(e) => warn!(error = %e, "offset commit failed; retrying after the next checkpoint"),
         }
-        Ok(())
     }
 }

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{Int64Type, UInt32Type};
+use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::arrow::col;
-use livepulse_sql::EventRow;
+use livepulse_contract::record::{Payload, RecordError};
 
 use super::PipelineError;
 use super::checkpoint::{Checkpoint, Meta, SourceOffset};
-use super::decode::{DecodeError, EventDecoder, SOURCE_COLUMN};
+use super::decode::{InputDecoder, SOURCE_COLUMN, input_schema};
 use super::engine::IncrementalSql;
-use super::raw::event_rows;
 use super::session::SessionState;
 use super::state::WindowState;
 use super::watermark::Watermarks;
@@ -21,18 +21,30 @@ use super::window::{SessionWindow, WindowSpec, pane_ms};
 use crate::config::PipelineConfig;
 use crate::jobs::Job;
 
-/// What [`Processor::ingest`] did with the events read since the last call.
-#[derive(Debug, Default)]
-pub struct Ingested {
-    /// Rows for the raw events table: every first sighting, and every
-    /// too-late event (it was accepted, it only misses its windows).
-    pub raw_rows: Vec<EventRow>,
-    /// Events beyond the correction horizon, for the dead-letter topic.
-    pub too_late: Vec<EventRow>,
-    /// Events dropped as repeats of an event already counted.
+/// What [`Processor::ingest`] did with the rows read since the last call.
+#[derive(Debug)]
+pub struct Ingested<R> {
+    /// Rows for the job's raw table: every first sighting, and every
+    /// too-late row (it was accepted, it only misses its windows).
+    pub raw_rows: Vec<R>,
+    /// Rows beyond the correction horizon (input schema), for the
+    /// dead-letter topic.
+    pub too_late: Option<RecordBatch>,
+    /// Rows dropped as repeats of a row already counted.
     pub duplicates: usize,
-    /// Events that corrected an already emitted window.
+    /// Rows that corrected an already emitted window.
     pub corrections: usize,
+}
+
+impl<R> Default for Ingested<R> {
+    fn default() -> Self {
+        Self {
+            raw_rows: Vec::new(),
+            too_late: None,
+            duplicates: 0,
+            corrections: 0,
+        }
+    }
 }
 
 /// What a processor's state holds, and the bytes each part takes.
@@ -95,7 +107,7 @@ impl From<&PipelineConfig> for Lateness {
 pub struct Processor<J: Job> {
     job: J,
     windows: Vec<WindowSpec>,
-    decoder: EventDecoder,
+    decoder: InputDecoder,
     watermarks: Watermarks,
     state: WindowState,
     sql: IncrementalSql,
@@ -110,12 +122,13 @@ impl<J: Job> Processor<J> {
             .iter()
             .map(|w| w.parse())
             .collect::<Result<Vec<WindowSpec>, _>>()?;
-        let sql = IncrementalSql::plan(job.sql(), pane_ms(&windows)).await?;
+        let schema = input_schema(&job.topics())?;
+        let sql = IncrementalSql::plan(job.sql(), pane_ms(&windows), schema.clone()).await?;
         let sessions = match job.sessions() {
             Some(query) => {
                 let window: SessionWindow = query.window.parse()?;
                 // Panes as wide as the gap: a partial group never spans a silence.
-                let sql = IncrementalSql::plan(query.sql, window.gap_ms).await?;
+                let sql = IncrementalSql::plan(query.sql, window.gap_ms, schema.clone()).await?;
                 let state = SessionState::new(&sql, window.gap_ms, lateness.correction_horizon_ms)?;
                 Some(Sessions { window, sql, state })
             }
@@ -126,7 +139,7 @@ impl<J: Job> Processor<J> {
             state: WindowState::new(windows.clone(), lateness.correction_horizon_ms),
             windows,
             job,
-            decoder: EventDecoder::default(),
+            decoder: InputDecoder::new(schema),
             watermarks: Watermarks::new(lateness.allowed_ms, lateness.idle_timeout),
             sql,
         })
@@ -137,13 +150,20 @@ impl<J: Job> Processor<J> {
         &self.job
     }
 
-    /// Decodes one record of partition `source` at `offset`.
-    pub fn read(&mut self, value: &[u8], source: u32, offset: i64) -> Result<usize, DecodeError> {
-        self.decoder.append(value, source, offset)
+    /// Decodes one record (of a topic carrying `payload`) of partition
+    /// `source` at `offset`.
+    pub fn read(
+        &mut self,
+        payload: Payload,
+        value: &[u8],
+        source: u32,
+        offset: i64,
+    ) -> Result<usize, RecordError> {
+        self.decoder.append(payload, value, source, offset)
     }
 
     /// Folds what was read into the window state.
-    pub async fn ingest(&mut self) -> Result<Ingested, PipelineError> {
+    pub async fn ingest(&mut self) -> Result<Ingested<J::RawRow>, PipelineError> {
         if self.decoder.is_empty() {
             return Ok(Ingested::default());
         }
@@ -168,9 +188,13 @@ impl<J: Job> Processor<J> {
             let states = sessions.sql.partial(admitted.fresh.clone()).await?;
             sessions.state.fold(&states)?;
         }
-        let too_late = event_rows(&admitted.too_late)?;
-        let mut raw_rows = event_rows(&admitted.fresh)?;
-        raw_rows.extend(too_late.iter().cloned());
+        let mut raw_rows = self.job.raw_rows(&admitted.fresh)?;
+        let too_late = if admitted.too_late.num_rows() > 0 {
+            raw_rows.extend(self.job.raw_rows(&admitted.too_late)?);
+            Some(admitted.too_late)
+        } else {
+            None
+        };
         Ok(Ingested {
             raw_rows,
             too_late,
@@ -248,11 +272,13 @@ impl<J: Job> Processor<J> {
     pub async fn checkpoint(
         &mut self,
         id: u64,
+        partition: i32,
         offsets: Vec<SourceOffset>,
     ) -> Result<Checkpoint, PipelineError> {
         Ok(Checkpoint {
             meta: Meta {
                 id,
+                partition,
                 windows: self.window_names(),
                 progress: self.state.progress().clone(),
                 watermark: self.watermarks.current(),

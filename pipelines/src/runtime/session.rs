@@ -8,7 +8,9 @@
 //! one fixed-width slot per session. That limits session queries to
 //! aggregates whose states merge by addition, minimum or maximum (`count`,
 //! `sum`, `min`, `max`, with `FILTER`, without `DISTINCT`) and requires
-//! `min(ts)` and `max(ts)`, the session's bounds. A closing session's slot is
+//! `min(ts)` and `max(ts)`, the session's bounds. `min` and `max` of a text
+//! column are for categorical values (a viewer's device, CDN, network): the
+//! values are interned once per state, so a slot holds a number. A closing session's slot is
 //! turned back into a state row for DataFusion's final phase, so its output
 //! row is computed by the job's own SQL.
 //!
@@ -24,7 +26,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringBuilder, UInt64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, StringArray, StringBuilder, UInt64Array,
+};
 use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -57,12 +61,55 @@ enum Merge {
     Max,
 }
 
+/// What a state field's slot word holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Int,
+    UInt,
+    /// An id of an interned string.
+    Text,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct StateField {
     merge: Merge,
-    unsigned: bool,
+    value: Value,
     /// A `count` state: 0, not null, when there were no rows.
     count: bool,
+}
+
+/// The distinct text values of a session state's text states, each stored
+/// once; slots refer to them by id.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, i64>,
+    values: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, value: &str) -> i64 {
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        let id = self.values.len() as i64;
+        self.values.push(value.into());
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    fn value(&self, id: i64) -> &str {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.values.get(i))
+            .map_or("", |v| v)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let text: usize = self.values.iter().map(|v| v.len()).sum();
+        2 * text
+            + self.ids.capacity() * (std::mem::size_of::<(Box<str>, i64)>() + 1)
+            + self.values.capacity() * std::mem::size_of::<Box<str>>()
+    }
 }
 
 /// Where a session query keeps what in its state rows.
@@ -83,7 +130,7 @@ impl Layout {
         let schema = sql.state_schema();
         let unsupported = |what: String| {
             DataFusionError::Plan(format!(
-                "session windows merge count, sum, min and max without DISTINCT over integers; {what}"
+                "session windows merge count, sum, min and max without DISTINCT over integers (and min and max of text); {what}"
             ))
         };
         let groups = sql.group_columns();
@@ -114,10 +161,11 @@ impl Layout {
                 && matches!(aggregate.expressions().as_slice(),
                     [arg] if arg.downcast_ref::<Column>().is_some_and(|c| c.name() == col::TS));
             for field in aggregate.state_fields()? {
-                let unsigned = match field.data_type() {
-                    DataType::Int64 => false,
-                    DataType::UInt64 => true,
-                    other => {
+                let value = match (field.data_type(), merge) {
+                    (DataType::Int64, _) => Value::Int,
+                    (DataType::UInt64, _) => Value::UInt,
+                    (DataType::Utf8, Merge::Min | Merge::Max) => Value::Text,
+                    (other, _) => {
                         return Err(unsupported(format!(
                             "`{}` keeps a {other} state",
                             aggregate.name()
@@ -131,7 +179,7 @@ impl Layout {
                 }
                 states.push(StateField {
                     merge,
-                    unsigned,
+                    value,
                     count: name == "count",
                 });
             }
@@ -179,6 +227,8 @@ pub struct SessionState {
     /// none expires before `next_expiry`: until then nothing is scanned.
     next_close: i64,
     next_expiry: i64,
+    /// Values of the text states.
+    texts: Interner,
 }
 
 impl SessionState {
@@ -199,6 +249,7 @@ impl SessionState {
             touching: Vec::new(),
             next_close: i64::MAX,
             next_expiry: i64::MAX,
+            texts: Interner::default(),
         })
     }
 
@@ -239,8 +290,12 @@ impl SessionState {
             .iter()
             .map(|i| states.column(*i).as_string::<i32>())
             .collect();
-        let columns: Vec<(ScalarBuffer<i64>, Option<NullBuffer>)> = (0..self.layout.states.len())
-            .map(|i| state_values(states.column(self.layout.first_state + i)))
+        let columns: Vec<StateColumn> = self
+            .layout
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, field)| StateColumn::of(states.column(self.layout.first_state + i), field))
             .collect::<Result<_>>()?;
         let mut key = Vec::new();
         let mut row = vec![0; self.stride()];
@@ -250,13 +305,14 @@ impl SessionState {
                 encode_key(&mut key, k.is_valid(r).then(|| k.value(r)));
             }
             let mut header = flags.map_or(0, |f| f.value(r));
-            for (i, (values, nulls)) in columns.iter().enumerate() {
-                if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
-                    header |= 1 << i;
-                    row[HEADER + i] = 0;
-                } else {
-                    row[HEADER + i] = values[r];
-                }
+            for (i, column) in columns.iter().enumerate() {
+                row[HEADER + i] = match column.word(r, &mut self.texts) {
+                    Some(word) => word,
+                    None => {
+                        header |= 1 << i;
+                        0
+                    }
+                };
             }
             row[0] = header;
             if flags.is_some() {
@@ -326,7 +382,7 @@ impl SessionState {
     /// Merges `row`'s states (and emission flags) into `slot`.
     fn merge_into(&mut self, slot: u32, row: &[i64]) {
         let stride = self.stride();
-        let (states, slots) = (&self.layout.states, &mut self.slots);
+        let (states, slots, texts) = (&self.layout.states, &mut self.slots, &self.texts);
         let at = slot as usize * stride;
         let target = &mut slots[at..at + stride];
         target[0] |= row[0] & (EMITTED | MAYBE_EMITTED);
@@ -340,7 +396,7 @@ impl SessionState {
                 target[0] &= !bit;
                 b
             } else {
-                merge(*field, a, b)
+                merge(*field, a, b, texts)
             };
         }
     }
@@ -552,13 +608,15 @@ impl SessionState {
         self.late_dropped
     }
 
-    /// Bytes of memory the state holds: hash table, key bytes and slots.
+    /// Bytes of memory the state holds: hash table, key bytes, slots and
+    /// interned text values.
     pub fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(Box<[u8]>, u32)>() + 1;
         self.index.capacity() * entry
             + self.index.keys().map(|k| k.len()).sum::<usize>()
             + self.slots.capacity() * 8
             + self.free.capacity() * 4
+            + self.texts.heap_bytes()
     }
 
     /// State rows (group columns, then states) from slots; the window start
@@ -590,10 +648,16 @@ impl SessionState {
             let values = rows
                 .iter()
                 .map(|(_, r)| (r[0] & (1 << i) == 0).then_some(r[HEADER + i]));
-            columns.push(if field.unsigned {
-                Arc::new(values.map(|v| v.map(|v| v as u64)).collect::<UInt64Array>())
-            } else {
-                Arc::new(values.collect::<Int64Array>())
+            columns.push(match field.value {
+                Value::UInt => {
+                    Arc::new(values.map(|v| v.map(|v| v as u64)).collect::<UInt64Array>())
+                }
+                Value::Int => Arc::new(values.collect::<Int64Array>()),
+                Value::Text => Arc::new(
+                    values
+                        .map(|v| v.map(|id| self.texts.value(id)))
+                        .collect::<StringArray>(),
+                ),
             });
         }
         let schema = if flags {
@@ -611,28 +675,50 @@ impl SessionState {
 }
 
 /// Merges state `b` into `a`.
-fn merge(field: StateField, a: i64, b: i64) -> i64 {
-    match (field.merge, field.unsigned) {
+fn merge(field: StateField, a: i64, b: i64, texts: &Interner) -> i64 {
+    match (field.merge, field.value) {
         (Merge::Add, _) => a.wrapping_add(b),
-        (Merge::Min, false) => a.min(b),
-        (Merge::Max, false) => a.max(b),
-        (Merge::Min, true) => (a as u64).min(b as u64) as i64,
-        (Merge::Max, true) => (a as u64).max(b as u64) as i64,
+        (Merge::Min, Value::Int) => a.min(b),
+        (Merge::Max, Value::Int) => a.max(b),
+        (Merge::Min, Value::UInt) => (a as u64).min(b as u64) as i64,
+        (Merge::Max, Value::UInt) => (a as u64).max(b as u64) as i64,
+        (Merge::Min, Value::Text) => std::cmp::min_by_key(a, b, |id| texts.value(*id)),
+        (Merge::Max, Value::Text) => std::cmp::max_by_key(a, b, |id| texts.value(*id)),
     }
 }
 
-/// A state column's values as 64-bit words (unsigned ones reinterpreted,
-/// bit for bit).
-fn state_values(array: &ArrayRef) -> Result<(ScalarBuffer<i64>, Option<NullBuffer>)> {
-    if !matches!(array.data_type(), DataType::Int64 | DataType::UInt64) {
-        return Err(DataFusionError::Internal(format!(
-            "session state column of type {}",
-            array.data_type()
-        )));
+/// A state column read as slot words.
+enum StateColumn<'a> {
+    /// 64-bit integers (unsigned ones reinterpreted, bit for bit).
+    Words(ScalarBuffer<i64>, Option<NullBuffer>),
+    Text(&'a StringArray),
+}
+
+impl<'a> StateColumn<'a> {
+    fn of(array: &'a ArrayRef, field: &StateField) -> Result<Self> {
+        match (array.data_type(), field.value) {
+            (DataType::Int64 | DataType::UInt64, Value::Int | Value::UInt) => {
+                let data = array.to_data();
+                let values =
+                    ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
+                Ok(Self::Words(values, array.nulls().cloned()))
+            }
+            (DataType::Utf8, Value::Text) => Ok(Self::Text(array.as_string::<i32>())),
+            (other, _) => Err(DataFusionError::Internal(format!(
+                "session state column of type {other}"
+            ))),
+        }
     }
-    let data = array.to_data();
-    let values = ScalarBuffer::new(data.buffers()[0].clone(), data.offset(), data.len());
-    Ok((values, array.nulls().cloned()))
+
+    /// Row `r`'s word, or `None` for a null.
+    fn word(&self, r: usize, texts: &mut Interner) -> Option<i64> {
+        match self {
+            Self::Words(values, nulls) => {
+                (!nulls.as_ref().is_some_and(|n| n.is_null(r))).then(|| values[r])
+            }
+            Self::Text(array) => array.is_valid(r).then(|| texts.id(array.value(r))),
+        }
+    }
 }
 
 /// Appends a nullable key part: a null flag, then a length-prefixed string.
@@ -666,8 +752,10 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
 
+    use livepulse_contract::record::Payload;
+
     use super::*;
-    use crate::runtime::decode::EventDecoder;
+    use crate::runtime::decode::tests::event_decoder;
 
     const GAP: i64 = 30_000;
     const SQL: &str = "SELECT window_start, viewer_id, min(ts) AS first_ms, max(ts) AS last_ms, \
@@ -675,15 +763,21 @@ mod tests {
                        FROM window_events GROUP BY window_start, viewer_id";
 
     fn batch(events: &[(u32, &str, i64)]) -> RecordBatch {
-        let mut d = EventDecoder::default();
+        let mut d = event_decoder();
         for (id, viewer, ts) in events {
             let record = format!(
                 r#"{{"schema_version":1,"received_ms":0,"events":[{{"event_id":"00000000-0000-4000-8000-{id:012}",
                 "ts":{ts},"stream_id":"s","type":"player","event":"heartbeat","session_id":"p","viewer_id":"{viewer}","played_ms":1}}]}}"#
             );
-            d.append(record.as_bytes(), 0, 0).unwrap();
+            d.append(Payload::Events, record.as_bytes(), 0, 0).unwrap();
         }
         d.finish().unwrap()
+    }
+
+    async fn plan(sql: &str) -> IncrementalSql {
+        IncrementalSql::plan(sql, GAP, event_decoder().schema())
+            .await
+            .unwrap()
     }
 
     struct Fixture {
@@ -693,7 +787,7 @@ mod tests {
 
     impl Fixture {
         async fn new(horizon_ms: i64) -> Self {
-            let sql = IncrementalSql::plan(SQL, GAP).await.unwrap();
+            let sql = plan(SQL).await;
             let state = SessionState::new(&sql, GAP, horizon_ms).unwrap();
             Self { sql, state }
         }
@@ -807,15 +901,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn text_minimum_and_maximum_merge_across_batches_and_checkpoints() {
+        let sql = plan(
+            "SELECT window_start, viewer_id, min(ts), max(ts), min(session_id) AS first, \
+             max(session_id) AS last FROM window_events GROUP BY window_start, viewer_id",
+        )
+        .await;
+        let mut state = SessionState::new(&sql, GAP, 60_000).unwrap();
+        let record = |id: u32, ts: i64, session: &str| {
+            format!(
+                r#"{{"schema_version":1,"received_ms":0,"events":[{{"event_id":"00000000-0000-4000-8000-{id:012}",
+                "ts":{ts},"stream_id":"s","type":"player","event":"heartbeat","session_id":"{session}","viewer_id":"v","bitrate_kbps":1,"buffer_ms":1,"played_ms":1}}]}}"#
+            )
+        };
+        for (id, ts, session) in [(1, 0, "m"), (2, 1_000, "c"), (3, 2_000, "x")] {
+            let mut d = event_decoder();
+            d.append(Payload::Events, record(id, ts, session).as_bytes(), 0, 0)
+                .unwrap();
+            state
+                .fold(&sql.partial(d.finish().unwrap()).await.unwrap())
+                .unwrap();
+        }
+        let mut restored = SessionState::new(&sql, GAP, 60_000).unwrap();
+        restored
+            .restore(&state.checkpoint_batch().unwrap(), None)
+            .unwrap();
+        for state in [state, restored] {
+            let rows = sql
+                .finish(vec![state.due(i64::MAX / 2).unwrap()])
+                .await
+                .unwrap();
+            let first = rows[0].column_by_name("first").unwrap().as_string::<i32>();
+            let last = rows[0].column_by_name("last").unwrap().as_string::<i32>();
+            assert_eq!((first.value(0), last.value(0)), ("c", "x"));
+        }
+    }
+
+    #[tokio::test]
     async fn refuses_aggregates_that_do_not_merge_in_constant_space() {
         let distinct = "SELECT window_start, viewer_id, min(ts), max(ts), \
                         count(DISTINCT stream_id), count(DISTINCT session_id) \
                         FROM window_events GROUP BY window_start, viewer_id";
-        let sql = IncrementalSql::plan(distinct, GAP).await.unwrap();
+        let sql = plan(distinct).await;
         let err = SessionState::new(&sql, GAP, 0).err().unwrap().to_string();
         assert!(err.contains("is DISTINCT"), "{err}");
         let unbounded = "SELECT window_start, viewer_id, count(*) FROM window_events GROUP BY window_start, viewer_id";
-        let sql = IncrementalSql::plan(unbounded, GAP).await.unwrap();
+        let sql = plan(unbounded).await;
         let err = SessionState::new(&sql, GAP, 0).err().unwrap().to_string();
         assert!(err.contains("min(ts) and max(ts)"), "{err}");
     }

@@ -79,7 +79,7 @@ impl WindowState {
         }
     }
 
-    /// Splits `batch` (decoded schema) into fresh, duplicate and too-late
+    /// Splits `batch` (input schema) into fresh, duplicate and too-late
     /// rows and folds the fresh ones into their panes.
     pub async fn admit(&mut self, batch: RecordBatch, sql: &IncrementalSql) -> Result<Admitted> {
         let column = |name: &str| {
@@ -353,20 +353,22 @@ fn event_key(id: &str) -> u128 {
 
 #[cfg(test)]
 mod tests {
+    use livepulse_contract::record::Payload;
+
     use super::*;
-    use crate::runtime::decode::EventDecoder;
+    use crate::runtime::decode::tests::event_decoder;
 
     const SQL: &str = "SELECT window_start, stream_id, count(*) AS n \
                        FROM window_events GROUP BY window_start, stream_id";
 
     fn batch(events: &[(u32, i64)]) -> RecordBatch {
-        let mut d = EventDecoder::default();
+        let mut d = event_decoder();
         for (id, ts) in events {
             let record = format!(
                 r#"{{"schema_version":1,"received_ms":0,"events":[{{"event_id":"00000000-0000-4000-8000-{id:012}",
                 "ts":{ts},"stream_id":"s","type":"chat","event":"like","viewer_id":"v"}}]}}"#
             );
-            d.append(record.as_bytes(), 0, 0).unwrap();
+            d.append(Payload::Events, record.as_bytes(), 0, 0).unwrap();
         }
         d.finish().unwrap()
     }
@@ -393,7 +395,9 @@ mod tests {
             width_ms: 30_000,
         };
         let windows = vec![WindowSpec::tumble_secs(10), hop];
-        let sql = IncrementalSql::plan(SQL, pane_ms(&windows)).await.unwrap();
+        let sql = IncrementalSql::plan(SQL, pane_ms(&windows), event_decoder().schema())
+            .await
+            .unwrap();
         let mut state = WindowState::new(windows, 20_000);
 
         let a = state

@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::max;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_connectors::kafka::{KafkaConfig, idempotent_producer};
-use livepulse_contract::topics;
-use livepulse_sql::EventRow;
+use livepulse_contract::arrow::col;
+use livepulse_contract::{record, topics};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -75,7 +79,7 @@ impl DeadLetterSink {
     ) -> Result<(), SinkError> {
         let letter = Letter {
             payload: payload.to_vec(),
-            key: None,
+            rows: 1,
             headers: self.headers(
                 Reason::Undecodable,
                 detail,
@@ -85,25 +89,31 @@ impl DeadLetterSink {
         self.send(vec![letter], Reason::Undecodable).await
     }
 
-    /// Dead-letters events beyond the correction horizon, one JSON row each
-    /// (the raw events table's columns), keyed by stream.
-    pub async fn too_late(&self, events: &[EventRow]) -> Result<(), SinkError> {
-        let letters = events
-            .iter()
-            .map(|event| Letter {
-                // Plain data: serializing cannot fail.
-                payload: serde_json::to_vec(event).unwrap_or_default(),
-                key: Some(event.stream_id.clone()),
+    /// Dead-letters rows beyond the correction horizon: each batch (the
+    /// job's input schema, with the rows' source partition and offset) as
+    /// one columnar record, readable with
+    /// [`record::decode`](livepulse_contract::record::decode)'s reader.
+    pub async fn too_late(&self, batches: &[RecordBatch]) -> Result<(), SinkError> {
+        let mut letters = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let newest = batch
+                .column_by_name(col::TS)
+                .and_then(|ts| max(ts.as_primitive::<Int64Type>()))
+                .unwrap_or_default();
+            letters.push(Letter {
+                // Arrow encodes any valid batch; a failure is a bug, kept visible.
+                payload: record::encode(batch).unwrap_or_else(|e| e.to_string().into_bytes()),
+                rows: batch.num_rows() as u64,
                 headers: self.headers(
                     Reason::TooLate,
                     &format!(
-                        "event time {} ms is past the correction horizon",
-                        event.ts_ms
+                        "{} rows, event times up to {newest} ms, are past the correction horizon",
+                        batch.num_rows()
                     ),
                     "",
                 ),
-            })
-            .collect();
+            });
+        }
         self.send(letters, Reason::TooLate).await
     }
 
@@ -130,12 +140,9 @@ impl DeadLetterSink {
         while !letters.is_empty() {
             attempts += 1;
             let sends = letters.iter().map(|letter| {
-                let mut record = FutureRecord::to(topics::DEAD_LETTER.name)
+                let record = FutureRecord::<(), _>::to(topics::DEAD_LETTER.name)
                     .payload(&letter.payload)
                     .headers(letter.headers.clone());
-                if let Some(key) = &letter.key {
-                    record = record.key(key);
-                }
                 self.producer.send(record, Duration::from_secs(5))
             });
             let results = futures::future::join_all(sends).await;
@@ -144,7 +151,7 @@ impl DeadLetterSink {
             for (letter, result) in letters.into_iter().zip(results) {
                 match result {
                     Ok(_) => metrics::counter!("livepulse_pipeline_dead_letters_total", "reason" => reason.as_str())
-                        .increment(1),
+                        .increment(letter.rows),
                     Err((e, _)) => {
                         last = Some(e.to_string());
                         failed.push(letter);
@@ -167,6 +174,7 @@ impl DeadLetterSink {
 /// One record for the dead-letter topic.
 struct Letter {
     payload: Vec<u8>,
-    key: Option<String>,
+    /// Records or rows it carries, for the metric.
+    rows: u64,
     headers: OwnedHeaders,
 }

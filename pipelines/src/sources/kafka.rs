@@ -1,15 +1,22 @@
-//! The Kafka source: a consumer-group member reading the event topics, with
-//! the bookkeeping the runtime needs for watermarks and safe commits.
+//! The Kafka source: a consumer-group member reading a job's topics, with
+//! the bookkeeping the runtime needs for watermarks, safe commits and
+//! rebalances.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use livepulse_connectors::kafka::{KafkaConfig, group_consumer, offsets_client};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use livepulse_connectors::kafka::{KafkaConfig, group_consumer_with, offsets_client};
+use livepulse_contract::record::Payload;
+use livepulse_contract::topics::Topic;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
+use thiserror::Error;
 
 use crate::runtime::checkpoint::SourceOffset;
 
@@ -27,54 +34,126 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
+/// A change of this member's partitions, as the group announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These partition numbers are no longer this member's.
+    Revoked(Vec<i32>),
+    /// These partition numbers are now this member's.
+    Assigned(Vec<i32>),
+}
+
+/// Rebalances, noted as the consumer announces them (inside its poll) for
+/// the runtime to act on before it handles the next record.
+#[derive(Default)]
+pub struct RebalanceLog {
+    changes: Mutex<Vec<Change>>,
+}
+
+impl RebalanceLog {
+    fn note(&self, change: Change) {
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(change);
+    }
+}
+
+fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut numbers: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.note(Change::Revoked(partition_numbers(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.note(Change::Assigned(partition_numbers(tpl)));
+        }
+    }
+}
+
+/// Why a job's topics cannot be read as it needs.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The broker refused or failed a request.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The topics are not co-partitioned.
+    #[error(
+        "the job's topics must have the same partition count (a stream's records share a partition number on every topic), found {0}"
+    )]
+    NotCoPartitioned(String),
+    /// A topic the job reads does not exist.
+    #[error("topic `{0}` does not exist (run `livepulse topics`)")]
+    MissingTopic(String),
+}
+
 /// A consumer-group member, with topic-partitions interned as small source
 /// ids so Arrow batches can carry their provenance in a `UInt32` column.
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<RebalanceLog>,
     offsets: Arc<BaseConsumer>,
+    payloads: HashMap<&'static str, Payload>,
+    partition_count: i32,
     ids: HashMap<TopicPartition, u32>,
     partitions: Vec<TopicPartition>,
     /// Next offset to read, per source id, as far as this member has read.
     next_offsets: HashMap<u32, i64>,
     /// Offsets this member last committed, per source id.
     committed: HashMap<u32, i64>,
-    /// Per source id, the offset the restored checkpoint resumes at: records
+    /// Per source id, the offset the restored state resumes at: records
     /// below it are already in the state and are skipped.
     resume_at: HashMap<u32, i64>,
 }
 
 impl KafkaSource {
-    /// Joins `group_id` and subscribes to `topics`.
-    pub fn subscribe(
-        cfg: &KafkaConfig,
-        group_id: &str,
-        topics: &[&str],
-    ) -> Result<Self, KafkaError> {
-        let consumer = group_consumer(cfg, group_id)?;
-        consumer.subscribe(topics)?;
-        Self::with(consumer, cfg)
+    /// A member of `group_id` for `topics`, which must exist and be
+    /// co-partitioned; it reads nothing until [`Self::subscribe`] or
+    /// [`Self::assign_all`].
+    pub fn new(cfg: &KafkaConfig, group_id: &str, topics: &[Topic]) -> Result<Self, SourceError> {
+        let consumer = group_consumer_with(cfg, group_id, RebalanceLog::default())?;
+        let partition_count = co_partitions(&consumer, topics)?;
+        Ok(Self {
+            consumer,
+            offsets: Arc::new(offsets_client(cfg)?),
+            payloads: topics.iter().map(|t| (t.name, t.payload)).collect(),
+            partition_count,
+            ids: HashMap::new(),
+            partitions: Vec::new(),
+            next_offsets: HashMap::new(),
+            committed: HashMap::new(),
+            resume_at: HashMap::new(),
+        })
     }
 
-    /// Reads every partition of `topics` without joining the group's
-    /// rebalances: each partition starts at `resume` when listed there, else
-    /// at the group's committed offset, else at the beginning.
-    pub fn assign_all(
-        cfg: &KafkaConfig,
-        group_id: &str,
-        topics: &[&str],
-        resume: &[SourceOffset],
-    ) -> Result<Self, KafkaError> {
-        let consumer = group_consumer(cfg, group_id)?;
+    /// Subscribes: the group's rebalances decide this member's partitions
+    /// (see [`Self::take_changes`]).
+    pub fn subscribe(&self) -> Result<(), SourceError> {
+        let topics: Vec<&str> = self.payloads.keys().copied().collect();
+        Ok(self.consumer.subscribe(&topics)?)
+    }
+
+    /// Reads every partition without joining the group's rebalances: each
+    /// starts at `resume` when listed there, else at the group's committed
+    /// offset, else at the beginning.
+    pub fn assign_all(&mut self, resume: &[SourceOffset]) -> Result<(), SourceError> {
         let mut all = TopicPartitionList::new();
-        for topic in topics {
-            let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-            for t in metadata.topics() {
-                for p in t.partitions() {
-                    all.add_partition(t.name(), p.id());
-                }
+        for topic in self.payloads.keys() {
+            for p in 0..self.partition_count {
+                all.add_partition(topic, p);
             }
         }
-        let mut start = consumer.committed_offsets(all, METADATA_TIMEOUT)?;
+        let mut start = self.consumer.committed_offsets(all, METADATA_TIMEOUT)?;
         for element in start.clone().elements() {
             let resumed = resume
                 .iter()
@@ -86,25 +165,36 @@ impl KafkaSource {
             };
             start.set_partition_offset(element.topic(), element.partition(), offset)?;
         }
-        consumer.assign(&start)?;
-        Self::with(consumer, cfg)
+        self.consumer.assign(&start)?;
+        self.resume_from(resume);
+        Ok(())
     }
 
-    fn with(consumer: StreamConsumer, cfg: &KafkaConfig) -> Result<Self, KafkaError> {
-        Ok(Self {
-            consumer,
-            offsets: Arc::new(offsets_client(cfg)?),
-            ids: HashMap::new(),
-            partitions: Vec::new(),
-            next_offsets: HashMap::new(),
-            committed: HashMap::new(),
-            resume_at: HashMap::new(),
-        })
+    /// The partition count every topic of the job has.
+    pub fn partition_count(&self) -> i32 {
+        self.partition_count
     }
 
-    /// Resumes after a checkpoint: records before its offsets are skipped
-    /// (the group's committed offsets may lag the checkpoint when the
-    /// process died between saving it and committing).
+    /// What the records of `topic` carry.
+    pub fn payload(&self, topic: &str) -> Option<Payload> {
+        self.payloads.get(topic).copied()
+    }
+
+    /// Rebalances announced since the last call, oldest first.
+    pub fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .changes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Resumes partitions after their state was restored (or kept): records
+    /// before these offsets are already in the state and are skipped (the
+    /// group's committed offsets may lag the state).
     pub fn resume_from(&mut self, offsets: &[SourceOffset]) {
         for o in offsets {
             let id = self.source_id(&o.topic, o.partition);
@@ -113,23 +203,34 @@ impl KafkaSource {
         }
     }
 
+    /// Forgets what this member read of partition number `partition` (its
+    /// partitions went to another member).
+    pub fn forget(&mut self, partition: i32) {
+        for id in self.sources_of(partition) {
+            self.resume_at.remove(&id);
+            self.next_offsets.remove(&id);
+            self.committed.remove(&id);
+        }
+    }
+
     /// Whether the record at `offset` of source `id` is new to the state.
     pub fn is_new(&self, id: u32, offset: i64) -> bool {
         self.resume_at.get(&id).is_none_or(|r| offset >= *r)
     }
 
-    /// Where each partition read so far resumes, for a checkpoint.
-    pub fn positions(&self) -> Vec<SourceOffset> {
+    /// Where each source of partition number `partition` read so far
+    /// resumes, for a checkpoint of its state.
+    pub fn positions(&self, partition: i32) -> Vec<SourceOffset> {
         let mut out: Vec<SourceOffset> = self
             .next_offsets
             .iter()
-            .map(|(id, next)| {
+            .filter_map(|(id, next)| {
                 let tp = &self.partitions[*id as usize];
-                SourceOffset {
+                (tp.partition == partition).then(|| SourceOffset {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
                     next: *next,
-                }
+                })
             })
             .collect();
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -156,12 +257,25 @@ impl KafkaSource {
         id
     }
 
+    /// The topic-partition of a source id.
+    pub fn topic_partition(&self, id: u32) -> Option<&TopicPartition> {
+        self.partitions.get(id as usize)
+    }
+
+    fn sources_of(&self, partition: i32) -> Vec<u32> {
+        self.ids
+            .iter()
+            .filter(|(tp, _)| tp.partition == partition)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
     /// Notes that `offset` of source `id` was read.
     pub fn mark_read(&mut self, id: u32, offset: i64) {
         self.next_offsets.insert(id, offset + 1);
     }
 
-    /// Source ids of the partitions currently assigned to this member.
+    /// Source ids of the topic-partitions currently assigned to this member.
     pub fn assigned(&mut self) -> Result<Vec<u32>, KafkaError> {
         let assignment = self.consumer.assignment()?;
         Ok(assignment
@@ -237,5 +351,37 @@ impl KafkaSource {
             self.committed.extend(committing);
         }
         Ok(tpl.count())
+    }
+}
+
+/// The partition count shared by `topics`, or why there is none.
+fn co_partitions(
+    consumer: &StreamConsumer<RebalanceLog>,
+    topics: &[Topic],
+) -> Result<i32, SourceError> {
+    let mut counts = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic.name), METADATA_TIMEOUT)?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic.name)
+            .map_or(0, |t| t.partitions().len());
+        if count == 0 {
+            return Err(SourceError::MissingTopic(topic.name.to_owned()));
+        }
+        counts.push((topic.name, count));
+    }
+    match counts.first() {
+        Some((_, first)) if counts.iter().all(|(_, c)| c == first) => {
+            Ok(i32::try_from(*first).unwrap_or(i32::MAX))
+        }
+        _ => Err(SourceError::NotCoPartitioned(
+            counts
+                .iter()
+                .map(|(name, count)| format!("{name}: {count}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
     }
 }

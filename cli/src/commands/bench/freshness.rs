@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use livepulse_connectors::kafka::idempotent_producer;
 use livepulse_contract::{Event, Family, Kind, Limits, now_ms, tables};
-use livepulse_ingest::collector::batch::prepare;
+use livepulse_ingest::collector::batch::{pack, prepare};
 use livepulse_pipelines::config::Assignment;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
@@ -72,22 +72,23 @@ pub(super) async fn run(config: &PipelineConfig, rate: u32, duration: Duration) 
             .map(|i| serde_json::to_vec(&heartbeat(produced.len() + i, now)))
             .collect::<Result<_, _>>()?;
         let elements: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
-        for chunk in elements.chunks(500) {
-            let prepared = prepare(chunk, now, &limits, MAX_RECORD_BYTES)?;
-            ensure!(
-                prepared.rejected.is_empty(),
-                "the collector would reject these events: {:?}",
-                prepared.rejected
-            );
-            let sends = prepared.records.iter().map(|r| {
-                producer.send(
-                    FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
-                    Duration::from_secs(30),
-                )
-            });
-            for result in futures::future::join_all(sends).await {
-                result.map_err(|(e, _)| e).context("producing")?;
-            }
+        let prepared = prepare(&elements, now, &limits);
+        ensure!(
+            prepared.rejected.is_empty(),
+            "the collector would reject these events: {:?}",
+            prepared.rejected
+        );
+        let records = pack(&prepared.accepted, now, MAX_RECORD_BYTES)?;
+        let sends = records.iter().map(|r| {
+            producer.send(
+                FutureRecord::<(), _>::to(r.topic)
+                    .partition(r.partition)
+                    .payload(&r.payload),
+                Duration::from_secs(30),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).context("producing")?;
         }
         let (first, window) = (produced.len(), window_of(now));
         produced.extend((first..first + n).map(|i| ((stream(i), window), at)));

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_contract::record::Payload;
 use livepulse_contract::{Limits, tables};
-use livepulse_ingest::collector::batch::{Record, prepare};
+use livepulse_ingest::collector::batch::{Packer, Record, prepare};
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::runtime::processor::{Lateness, Processor};
 use livepulse_pipelines::{Pipeline, PipelineConfig};
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{BenchArgs, LocalStack, MAX_RECORD_BYTES, cpu_time};
 
+/// Events per request a client sends the collector.
 const COLLECTOR_BATCH: usize = 500;
 
 /// Runs the replay and (unless `--replay-only`) the end-to-end benchmark.
@@ -59,7 +61,10 @@ pub(super) async fn run(config: &PipelineConfig, args: &BenchArgs) -> Result<()>
     Ok(())
 }
 
-/// Records as the collector would produce them for a synthetic audience.
+/// Records as the collector would produce them for a synthetic audience:
+/// requests of [`COLLECTOR_BATCH`] events, packed across requests into one
+/// record per (topic, partition) until it is full (a busy collector's
+/// records; a quiet one's are smaller, closed by its linger).
 fn records(args: &BenchArgs, wanted: usize) -> Result<(Vec<Record>, usize)> {
     let start_ms = 1_700_000_000_000;
     let mut audience = Audience::new(AudienceConfig::new(7, args.streams, args.viewers, start_ms))?;
@@ -67,6 +72,7 @@ fn records(args: &BenchArgs, wanted: usize) -> Result<(Vec<Record>, usize)> {
         max_future_ms: i64::MAX / 4,
         max_past_ms: i64::MAX / 4,
     };
+    let mut packer = Packer::new(MAX_RECORD_BYTES);
     let (mut records, mut events, mut until) = (Vec::new(), 0, start_ms);
     while events < wanted {
         until += 10_000;
@@ -77,16 +83,19 @@ fn records(args: &BenchArgs, wanted: usize) -> Result<(Vec<Record>, usize)> {
                 .map(serde_json::to_vec)
                 .collect::<Result<_, _>>()?;
             let elements: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
-            let prepared = prepare(&elements, until, &limits, MAX_RECORD_BYTES)?;
+            let prepared = prepare(&elements, until, &limits);
             ensure!(
                 prepared.rejected.is_empty(),
                 "the simulator produced invalid events: {:?}",
                 prepared.rejected
             );
-            events += prepared.accepted;
-            records.extend(prepared.records);
+            events += prepared.accepted.len();
+            for event in &prepared.accepted {
+                records.extend(packer.push(event, until)?);
+            }
         }
     }
+    records.extend(packer.finish()?);
     Ok((records, events))
 }
 
@@ -107,7 +116,7 @@ async fn replay(config: &PipelineConfig, records: &[Record], limit: usize) -> Re
             break;
         }
         // One source: a replay has no partitions to wait for.
-        events += processor.read(&record.payload, 0, offset as i64)?;
+        events += processor.read(Payload::Events, &record.payload, 0, offset as i64)?;
         if (offset + 1) % config.max_batch_records == 0 {
             rows += flush(&mut processor, None).await?;
         }
@@ -171,7 +180,9 @@ async fn end_to_end(
     let start = Instant::now();
     let sends = taken.iter().map(|r| {
         producer.send(
-            FutureRecord::to(r.topic).key(&r.key).payload(&r.payload),
+            FutureRecord::<(), _>::to(r.topic)
+                .partition(r.partition)
+                .payload(&r.payload),
             Duration::from_secs(30),
         )
     });

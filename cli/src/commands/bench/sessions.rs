@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
+use livepulse_contract::record::Payload;
 use livepulse_contract::{Event, EventBatch, Family, Kind, SCHEMA_VERSION};
 use livepulse_pipelines::PipelineConfig;
 use livepulse_pipelines::jobs::engagement::Engagement;
@@ -40,7 +41,7 @@ pub(super) async fn run(config: &PipelineConfig, sessions: usize) -> Result<()> 
                 received_ms: START_MS,
                 events,
             })?;
-            processor.read(&record, 0, offset)?;
+            processor.read(Payload::Events, &record, 0, offset)?;
             offset += 1;
             if (n + 1) % RECORDS_PER_BATCH == 0 {
                 flush(&mut processor, None).await?;

@@ -5,12 +5,16 @@
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use livepulse_contract::{tables, topics};
-use livepulse_sql::{EngagementRow, ViewerSessionRow};
+use livepulse_contract::tables;
+use livepulse_contract::topics::{self, Topic};
+use livepulse_sql::{EngagementRow, EventRow, ViewerSessionRow};
 
+use self::raw::event_rows;
 use super::{Job, SessionQuery};
 use crate::runtime::columns::Columns;
 use crate::runtime::window::WindowSpec;
+
+mod raw;
 
 /// The engagement job.
 #[derive(Debug, Clone, Default)]
@@ -23,12 +27,22 @@ impl Job for Engagement {
         "engagement"
     }
 
-    fn topics(&self) -> Vec<&'static str> {
+    fn topics(&self) -> Vec<Topic> {
         vec![
-            topics::PLAYER_EVENTS.name,
-            topics::CHAT_EVENTS.name,
-            topics::STREAM_EVENTS.name,
+            topics::PLAYER_EVENTS,
+            topics::CHAT_EVENTS,
+            topics::STREAM_EVENTS,
         ]
+    }
+
+    type RawRow = EventRow;
+
+    fn raw_table(&self) -> &'static str {
+        tables::EVENTS
+    }
+
+    fn raw_rows(&self, batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
+        event_rows(batch)
     }
 
     fn windows(&self) -> &'static [&'static str] {

@@ -4,9 +4,9 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_sql::EventRow;
 
-use super::columns::Columns;
+use crate::runtime::columns::Columns;
 
-/// One [`EventRow`] per event in `batch` (a batch in the decoded schema).
+/// One [`EventRow`] per event in `batch` (in the job's input schema).
 pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
     let c = Columns::new(batch);
     let ts = c.i64("ts")?;
@@ -64,6 +64,11 @@ pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
         played_ms,
         stall_ms,
         count,
+        previous_bitrate_kbps,
+        latency_ms,
+        upscale_pct,
+        segment_ms,
+        keyframe_interval_ms,
     ] = [
         "startup_ms",
         "bitrate_kbps",
@@ -72,11 +77,20 @@ pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
         "played_ms",
         "stall_ms",
         "count",
+        "previous_bitrate_kbps",
+        "latency_ms",
+        "upscale_pct",
+        "segment_ms",
+        "keyframe_interval_ms",
     ]
     .map(|name| c.opt_u32(name));
     let (startup_ms, bitrate_kbps, buffer_ms, dropped_frames) =
         (startup_ms?, bitrate_kbps?, buffer_ms?, dropped_frames?);
     let (played_ms, stall_ms, count) = (played_ms?, stall_ms?, count?);
+    let (previous_bitrate_kbps, latency_ms, upscale_pct) =
+        (previous_bitrate_kbps?, latency_ms?, upscale_pct?);
+    let (segment_ms, keyframe_interval_ms) = (segment_ms?, keyframe_interval_ms?);
+    let frame_rate = c.opt_f64("frame_rate")?;
     let fatal = c.opt_bool("fatal")?;
     let value_cents = c.opt_u64("value_cents")?;
 
@@ -113,6 +127,12 @@ pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
             creator_id: next(&mut creator_id),
             title: next(&mut title),
             category: next(&mut category),
+            previous_bitrate_kbps: previous_bitrate_kbps[i],
+            latency_ms: latency_ms[i],
+            upscale_pct: upscale_pct[i],
+            segment_ms: segment_ms[i],
+            frame_rate: frame_rate[i],
+            keyframe_interval_ms: keyframe_interval_ms[i],
         });
     }
     Ok(rows)

@@ -1,0 +1,282 @@
+//! The playback request schema and [`RequestColumns`], which builds batches
+//! of it from [`PlaybackRequest`]s.
+//!
+//! A request's `request_id` is its `event_id`, its receipt its `ts`, the
+//! CMCD session id its `session_id` and its object kind its `event` (with
+//! `event_type` = [`REQUEST`]), so jobs read requests beside player events.
+//! The CMCD keys keep their CTA-5004 names behind a `cmcd_` prefix
+//! (`cmcd_br`, `cmcd_bl`, `cmcd_su`, ...); see [`Cmcd`] for each.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+
+use super::col;
+use crate::playback::{Cmcd, PlaybackRequest};
+
+/// The `event_type` of every playback request row.
+pub const REQUEST: &str = "request";
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let uint64 = |name: &str| Field::new(name, DataType::UInt64, true);
+    let flag = |name: &str| Field::new(name, DataType::Boolean, true);
+    Arc::new(Schema::new(vec![
+        Field::new(col::EVENT_ID, DataType::Utf8, false),
+        Field::new(col::TS, DataType::Int64, false),
+        Field::new(col::STREAM_ID, DataType::Utf8, false),
+        Field::new(col::EVENT_TYPE, DataType::Utf8, false),
+        Field::new(col::EVENT, DataType::Utf8, false),
+        text("session_id"),
+        text("rendition"),
+        text("cdn"),
+        Field::new("object", DataType::Utf8, false),
+        Field::new("status", DataType::UInt32, false),
+        Field::new("bytes_sent", DataType::UInt64, false),
+        Field::new("complete", DataType::Boolean, false),
+        uint64("ttfb_us"),
+        uint64("ttlb_us"),
+        Field::new("client_cohort", DataType::Utf8, false),
+        uint64("cmcd_br"),
+        uint64("cmcd_d"),
+        text("cmcd_ot"),
+        uint64("cmcd_tb"),
+        uint64("cmcd_bl"),
+        uint64("cmcd_dl"),
+        uint64("cmcd_mtp"),
+        text("cmcd_nor"),
+        text("cmcd_nrr"),
+        flag("cmcd_su"),
+        text("cmcd_cid"),
+        Field::new("cmcd_pr", DataType::Float64, true),
+        text("cmcd_sf"),
+        text("cmcd_st"),
+        uint64("cmcd_v"),
+        flag("cmcd_bs"),
+        uint64("cmcd_rtp"),
+        uint64("cmcd_ltc"),
+        uint64("cmcd_pt"),
+        uint64("cmcd_sn"),
+        text("cmcd_sta"),
+        uint64("cmcd_dfa"),
+        text("cmcd_ec"),
+        uint64("cmcd_msd"),
+        uint64("cmcd_bsa"),
+        uint64("cmcd_bsd"),
+    ]))
+});
+
+/// The schema of a decoded playback request batch.
+///
+/// ```
+/// let schema = livepulse_contract::arrow::request_schema();
+/// assert_eq!(schema.field(0).name(), "event_id");
+/// assert!(schema.field_with_name("cmcd_br").is_ok());
+/// ```
+pub fn request_schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// Builds playback request batches in [`request_schema`];
+/// [`finish`](Self::finish) yields the batch and starts over.
+#[derive(Default)]
+pub struct RequestColumns {
+    event_id: StringBuilder,
+    ts: Int64Builder,
+    stream_id: StringBuilder,
+    event_type: StringBuilder,
+    event: StringBuilder,
+    session_id: StringBuilder,
+    rendition: StringBuilder,
+    cdn: StringBuilder,
+    object: StringBuilder,
+    status: UInt32Builder,
+    bytes_sent: UInt64Builder,
+    complete: BooleanBuilder,
+    ttfb_us: UInt64Builder,
+    ttlb_us: UInt64Builder,
+    client_cohort: StringBuilder,
+    br: UInt64Builder,
+    d: UInt64Builder,
+    ot: StringBuilder,
+    tb: UInt64Builder,
+    bl: UInt64Builder,
+    dl: UInt64Builder,
+    mtp: UInt64Builder,
+    nor: StringBuilder,
+    nrr: StringBuilder,
+    su: BooleanBuilder,
+    cid: StringBuilder,
+    pr: Float64Builder,
+    sf: StringBuilder,
+    st: StringBuilder,
+    v: UInt64Builder,
+    bs: BooleanBuilder,
+    rtp: UInt64Builder,
+    ltc: UInt64Builder,
+    pt: UInt64Builder,
+    sn: UInt64Builder,
+    sta: StringBuilder,
+    dfa: UInt64Builder,
+    ec: StringBuilder,
+    msd: UInt64Builder,
+    bsa: UInt64Builder,
+    bsd: UInt64Builder,
+    rows: usize,
+}
+
+impl RequestColumns {
+    /// Appends one request.
+    pub fn push(&mut self, r: &PlaybackRequest) {
+        self.event_id.append_value(&r.request_id);
+        self.ts.append_value(r.received_ms);
+        self.stream_id.append_value(&r.stream_id);
+        self.event_type.append_value(REQUEST);
+        self.event.append_value(r.object_kind.as_str());
+        let cmcd = r.cmcd.as_ref();
+        let c = |f: fn(&Cmcd) -> Option<u64>| cmcd.and_then(f);
+        let s = |f: fn(&Cmcd) -> Option<&String>| cmcd.and_then(f).map(String::as_str);
+        let b = |f: fn(&Cmcd) -> Option<bool>| cmcd.and_then(f);
+        self.session_id.append_option(s(|c| c.session_id.as_ref()));
+        self.rendition.append_option(r.rendition.as_deref());
+        self.cdn.append_option(s(|c| c.cdn.as_ref()));
+        self.object.append_value(&r.object);
+        self.status.append_value(u32::from(r.status));
+        self.bytes_sent.append_value(r.bytes_sent);
+        self.complete.append_value(r.complete);
+        self.ttfb_us.append_option(r.ttfb_us);
+        self.ttlb_us.append_option(r.ttlb_us);
+        self.client_cohort.append_value(&r.client_cohort);
+        self.br.append_option(c(|c| c.encoded_bitrate_kbps));
+        self.d.append_option(c(|c| c.object_duration_ms));
+        self.ot.append_option(s(|c| c.object_type.as_ref()));
+        self.tb.append_option(c(|c| c.top_bitrate_kbps));
+        self.bl.append_option(c(|c| c.buffer_length_ms));
+        self.dl.append_option(c(|c| c.deadline_ms));
+        self.mtp.append_option(c(|c| c.measured_throughput_kbps));
+        self.nor
+            .append_option(s(|c| c.next_object_request.as_ref()));
+        self.nrr.append_option(s(|c| c.next_range_request.as_ref()));
+        self.su.append_option(b(|c| c.startup));
+        self.cid.append_option(s(|c| c.content_id.as_ref()));
+        self.pr.append_option(cmcd.and_then(|c| c.playback_rate));
+        self.sf.append_option(s(|c| c.streaming_format.as_ref()));
+        self.st.append_option(s(|c| c.stream_type.as_ref()));
+        self.v.append_option(c(|c| c.version));
+        self.bs.append_option(b(|c| c.buffer_starvation));
+        self.rtp
+            .append_option(c(|c| c.requested_max_throughput_kbps));
+        self.ltc.append_option(c(|c| c.live_latency_ms));
+        self.pt.append_option(c(|c| c.playhead_time_ms));
+        self.sn.append_option(c(|c| c.sequence_number));
+        self.sta.append_option(s(|c| c.player_state.as_ref()));
+        self.dfa.append_option(c(|c| c.dropped_frames));
+        self.ec.append_option(
+            cmcd.and_then(|c| c.error_codes.as_ref())
+                .map(|codes| codes.join(",")),
+        );
+        self.msd.append_option(c(|c| c.media_start_delay_ms));
+        self.bsa.append_option(c(|c| c.buffer_starvations));
+        self.bsd.append_option(c(|c| c.buffer_starvation_ms));
+        self.rows += 1;
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether nothing was appended since the last [`finish`](Self::finish).
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The rows appended so far, as one batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.rows = 0;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.stream_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.event.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.rendition.finish()),
+            Arc::new(self.cdn.finish()),
+            Arc::new(self.object.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.bytes_sent.finish()),
+            Arc::new(self.complete.finish()),
+            Arc::new(self.ttfb_us.finish()),
+            Arc::new(self.ttlb_us.finish()),
+            Arc::new(self.client_cohort.finish()),
+            Arc::new(self.br.finish()),
+            Arc::new(self.d.finish()),
+            Arc::new(self.ot.finish()),
+            Arc::new(self.tb.finish()),
+            Arc::new(self.bl.finish()),
+            Arc::new(self.dl.finish()),
+            Arc::new(self.mtp.finish()),
+            Arc::new(self.nor.finish()),
+            Arc::new(self.nrr.finish()),
+            Arc::new(self.su.finish()),
+            Arc::new(self.cid.finish()),
+            Arc::new(self.pr.finish()),
+            Arc::new(self.sf.finish()),
+            Arc::new(self.st.finish()),
+            Arc::new(self.v.finish()),
+            Arc::new(self.bs.finish()),
+            Arc::new(self.rtp.finish()),
+            Arc::new(self.ltc.finish()),
+            Arc::new(self.pt.finish()),
+            Arc::new(self.sn.finish()),
+            Arc::new(self.sta.finish()),
+            Arc::new(self.dfa.finish()),
+            Arc::new(self.ec.finish()),
+            Arc::new(self.msd.finish()),
+            Arc::new(self.bsa.finish()),
+            Arc::new(self.bsd.finish()),
+        ];
+        RecordBatch::try_new(request_schema(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, UInt64Type};
+
+    use super::*;
+    use crate::playback::PlaybackBatch;
+
+    #[test]
+    fn a_request_becomes_a_row_that_reads_like_an_event() {
+        let batch: PlaybackBatch = serde_json::from_str(
+            r#"{"schema_version":1,"requests":[{"request_id":"6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10",
+            "received_ms":1700000000000,"stream_id":"s1","rendition":"720p","object":"seg4.m4s",
+            "object_kind":"segment","status":200,"bytes_sent":48232,"complete":true,"ttfb_us":180,
+            "ttlb_us":410,"client_cohort":"203.0.113.0/24","cmcd":{"encoded_bitrate_kbps":986,
+            "startup":true,"session_id":"sess-123","error_codes":["E1","E2"]}}]}"#,
+        )
+        .unwrap();
+        let mut columns = RequestColumns::default();
+        columns.push(&batch.requests[0]);
+        let rows = columns.finish().unwrap();
+        let col = |name: &str| rows.column_by_name(name).unwrap().clone();
+        assert_eq!(
+            col("ts").as_primitive::<Int64Type>().value(0),
+            1_700_000_000_000
+        );
+        assert_eq!(col("event_type").as_string::<i32>().value(0), "request");
+        assert_eq!(col("event").as_string::<i32>().value(0), "segment");
+        assert_eq!(col("session_id").as_string::<i32>().value(0), "sess-123");
+        assert_eq!(col("cmcd_br").as_primitive::<UInt64Type>().value(0), 986);
+        assert!(col("cmcd_su").as_boolean().value(0));
+        assert_eq!(col("cmcd_ec").as_string::<i32>().value(0), "E1,E2");
+        assert!(col("cmcd_bl").is_null(0));
+    }
+}
