@@ -7,13 +7,26 @@ pub const EVENTS: &str = "events";
 pub const STREAM_ENGAGEMENT: &str = "stream_engagement";
 /// The engagement job's viewer sessions: one row per (stream, viewer, session).
 pub const VIEWER_SESSIONS: &str = "viewer_sessions";
+/// Every playback request the origin logged, one row each.
+pub const PLAYBACK_REQUESTS: &str = "playback_requests";
+/// The QoE job's per-minute figures: one row per (minute, stream, rendition,
+/// device, cdn, region, network).
+pub const QOE_MINUTES: &str = "qoe_minutes";
+/// The QoE job's views: one row per playback session of a stream.
+pub const QOE_VIEWS: &str = "qoe_views";
+/// A view over `qoe_views`: views by the minute they began.
+pub const QOE_VIEW_MINUTES: &str = "qoe_view_minutes";
 /// Migrations applied so far, written by `livepulse migrate`.
 pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";
 
-/// Every table the migrations create.
-pub const ALL: [&str; 4] = [
+/// Every table (and view) the migrations create.
+pub const ALL: [&str; 8] = [
     EVENTS,
     STREAM_ENGAGEMENT,
     VIEWER_SESSIONS,
+    PLAYBACK_REQUESTS,
+    QOE_MINUTES,
+    QOE_VIEWS,
+    QOE_VIEW_MINUTES,
     SCHEMA_MIGRATIONS,
 ];

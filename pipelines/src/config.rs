@@ -9,8 +9,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Kafka consumer group; instances in one group split the partitions.
-    pub group_id: String,
+    /// Prefix of the Kafka consumer groups: a job's instances form the
+    /// group `<group_prefix>-<job>` and split its partitions.
+    pub group_prefix: String,
     /// How far behind the newest event time a window stays open for
     /// out-of-order events, ms. The watermark is (min over partitions of the
     /// max event time seen) minus this.
@@ -26,7 +27,9 @@ pub struct PipelineConfig {
     /// How long after its close a window is still corrected by late events,
     /// ms; later events go to the dead-letter topic.
     pub correction_horizon_ms: i64,
-    /// Checkpoints go to `<checkpoint_dir>/<group_id>`.
+    /// Checkpoints go to `<checkpoint_dir>/<group_prefix>-<job>`; instances
+    /// of one job share it (a shared volume across machines) to hand tasks
+    /// over.
     pub checkpoint_dir: PathBuf,
     /// How often state and offsets are checkpointed (and offsets then
     /// committed), ms.
@@ -50,7 +53,7 @@ pub enum Assignment {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            group_id: "livepulse-engagement".to_owned(),
+            group_prefix: "livepulse".to_owned(),
             allowed_lateness_ms: 250,
             idle_timeout_ms: 3_000,
             max_batch_records: 4_096,
@@ -74,11 +77,20 @@ pub struct PipelineConfigError {
 }
 
 impl PipelineConfig {
+    /// The consumer group of `job`'s instances.
+    ///
+    /// ```
+    /// assert_eq!(livepulse_pipelines::PipelineConfig::default().group_of("qoe"), "livepulse-qoe");
+    /// ```
+    pub fn group_of(&self, job: &str) -> String {
+        format!("{}-{job}", self.group_prefix)
+    }
+
     /// Rejects settings that cannot work.
     pub fn validate(&self) -> Result<(), PipelineConfigError> {
         let err = |field, problem| Err(PipelineConfigError { field, problem });
-        if self.group_id.trim().is_empty() {
-            return err("group_id", "must not be empty");
+        if self.group_prefix.trim().is_empty() {
+            return err("group_prefix", "must not be empty");
         }
         if self.allowed_lateness_ms < 0 {
             return err("allowed_lateness_ms", "must not be negative");

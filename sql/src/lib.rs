@@ -53,4 +53,6 @@ pub use migrate::{
 };
 pub use migrations::{MIGRATIONS, Migration, added_column};
 pub use queries::{AnalystQuery, QUERIES, QueryParam, query};
-pub use rows::{EngagementRow, EventRow, ViewerSessionRow};
+pub use rows::{
+    EngagementRow, EventRow, PlaybackRequestRow, QoeMinuteRow, QoeViewRow, ViewerSessionRow,
+};

@@ -5,11 +5,12 @@ mod common;
 
 use common::{DATABASE, insert, server};
 use livepulse_contract::tables::{
-    self, EVENTS, SCHEMA_MIGRATIONS, STREAM_ENGAGEMENT, VIEWER_SESSIONS,
+    self, EVENTS, PLAYBACK_REQUESTS, QOE_MINUTES, QOE_VIEW_MINUTES, QOE_VIEWS, SCHEMA_MIGRATIONS,
+    STREAM_ENGAGEMENT, VIEWER_SESSIONS,
 };
 use livepulse_sql::{
     AppliedMigration, EngagementRow, EventRow, MIGRATIONS, MigrateError, Migration,
-    ViewerSessionRow, migrate, migrate_with,
+    PlaybackRequestRow, QoeMinuteRow, QoeViewRow, ViewerSessionRow, migrate, migrate_with,
 };
 
 #[derive(Debug, PartialEq, clickhouse::Row, serde::Deserialize)]
@@ -75,18 +76,38 @@ async fn migrates_once_and_then_applies_nothing() {
                 name: "events_qoe_and_health".into(),
                 statements: 6
             },
+            AppliedMigration {
+                version: 5,
+                name: "playback_requests".into(),
+                statements: 1
+            },
+            AppliedMigration {
+                version: 6,
+                name: "qoe_minutes".into(),
+                statements: 1
+            },
+            AppliedMigration {
+                version: 7,
+                name: "qoe_views".into(),
+                statements: 1
+            },
+            AppliedMigration {
+                version: 8,
+                name: "qoe_view_minutes".into(),
+                statements: 1
+            },
         ]
     );
 
     assert_eq!(
         first.to_string(),
-        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement, 0003_viewer_sessions, 0004_events_qoe_and_health (0 already applied)"
+        "ClickHouse database livepulse: applied 0001_events, 0002_stream_engagement, 0003_viewer_sessions, 0004_events_qoe_and_health, 0005_playback_requests, 0006_qoe_minutes, 0007_qoe_views, 0008_qoe_view_minutes (0 already applied)"
     );
 
     let second = migrate(&cfg).await.unwrap();
     assert_eq!(
         second.to_string(),
-        "ClickHouse database livepulse: up to date (4 migrations applied earlier)"
+        "ClickHouse database livepulse: up to date (8 migrations applied earlier)"
     );
     assert!(second.applied.is_empty(), "{second:?}");
     assert_eq!(second.already_applied, MIGRATIONS.len());
@@ -170,6 +191,22 @@ async fn creates_exactly_the_contract_tables_with_the_row_columns() {
     expected_types.extend(["UInt64"; 7]);
     expected_types.push("Int64");
     assert_eq!(types, expected_types);
+
+    for (table, row_columns) in [
+        (
+            PLAYBACK_REQUESTS,
+            <PlaybackRequestRow as clickhouse::Row>::COLUMN_NAMES,
+        ),
+        (QOE_MINUTES, <QoeMinuteRow as clickhouse::Row>::COLUMN_NAMES),
+        (QOE_VIEWS, <QoeViewRow as clickhouse::Row>::COLUMN_NAMES),
+    ] {
+        let table_columns = columns(&client, table).await;
+        let names: Vec<&str> = table_columns
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, row_columns, "{table}");
+    }
 
     let migrations = columns(&client, SCHEMA_MIGRATIONS).await;
     let expected = [
@@ -305,6 +342,112 @@ async fn rows_round_trip_through_the_tables() {
         .await
         .unwrap();
     assert_eq!(back, vec![session]);
+
+    let request = PlaybackRequestRow {
+        request_id: "6f1c8a52-2f43-4a55-9a33-0d2f0c1a9b10".into(),
+        ts: 1_709_287_200,
+        ts_ms: 1_709_287_200_123,
+        stream_id: "s1".into(),
+        event_type: "request".into(),
+        object_kind: "segment".into(),
+        session_id: Some("sid".into()),
+        rendition: Some("720p".into()),
+        object: "seg4.m4s".into(),
+        status: 200,
+        bytes_sent: u64::MAX,
+        complete: true,
+        ttfb_us: Some(1),
+        client_cohort: "203.0.113.0/24".into(),
+        cmcd_br: Some(986),
+        cmcd_su: Some(true),
+        cmcd_pr: Some(1.5),
+        cmcd_ec: Some("E1,E2".into()),
+        cmcd_bsd: Some(7),
+        ..PlaybackRequestRow::default()
+    };
+    insert(&cfg, PLAYBACK_REQUESTS, std::slice::from_ref(&request)).await;
+    let back: Vec<PlaybackRequestRow> = cfg
+        .client()
+        .query("SELECT * FROM playback_requests")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, vec![request]);
+
+    let minute = QoeMinuteRow {
+        window_start: 1_709_287_200,
+        window_end: 1_709_287_260,
+        stream_id: "s1".into(),
+        device: "tv".into(),
+        views: 3,
+        startup_p99_ms: Some(2_500.5),
+        peak_bitrate_kbps: Some(u32::MAX),
+        cmcd_peak_bitrate_kbps: Some(u64::MAX),
+        events: 9,
+        version: 9,
+        emitted_ms: 1,
+        ..QoeMinuteRow::default()
+    };
+    insert(&cfg, QOE_MINUTES, std::slice::from_ref(&minute)).await;
+    let back: Vec<QoeMinuteRow> = cfg
+        .client()
+        .query("SELECT * FROM qoe_minutes")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, vec![minute]);
+
+    let view = |session: &str, played: bool, startup_ms: Option<i64>| QoeViewRow {
+        view_start: 1_709_287_210,
+        stream_id: "s1".into(),
+        session_id: session.into(),
+        device: "tv".into(),
+        first_event_ms: 1_709_287_210_000,
+        last_event_ms: 1_709_287_290_000,
+        played,
+        exit_before_start: !played,
+        startup_ms,
+        startup_score: startup_ms.map(|_| 80.0),
+        success_score: Some(if played { 100.0 } else { 50.0 }),
+        events: 4,
+        version: 4,
+        ..QoeViewRow::default()
+    };
+    let views = [
+        view("a", true, Some(1_000)),
+        view("b", true, Some(3_000)),
+        view("c", false, None),
+    ];
+    insert(&cfg, QOE_VIEWS, &views).await;
+    let back: Vec<QoeViewRow> = cfg
+        .client()
+        .query("SELECT * FROM qoe_views ORDER BY session_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, views);
+    // The view over them: one minute, three attempts, two plays; the
+    // median of two startups is the upper one (quantileExact, no
+    // interpolation).
+    type Minute = (u64, u64, f64, Option<i64>, Option<f64>);
+    let (attempts, plays, ebvs_pct, p50, success): Minute = cfg
+        .client()
+        .query(&format!(
+            "SELECT attempts, plays, exit_before_start_pct, startup_p50_ms, success_score FROM {QOE_VIEW_MINUTES}"
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            attempts,
+            plays,
+            (ebvs_pct * 1000.0).round(),
+            p50,
+            success.map(|s| (s * 1000.0).round())
+        ),
+        (3, 2, 33_333.0, Some(3_000), Some(83_333.0))
+    );
 }
 
 const THINGS: Migration = Migration {

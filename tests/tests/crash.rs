@@ -174,7 +174,7 @@ async fn crashes_lose_and_double_count_nothing() {
                 "LIVEPULSE_CLICKHOUSE__PASSWORD",
                 clickhouse.password.clone(),
             ),
-            ("LIVEPULSE_PIPELINE__GROUP_ID", "crash-harness".into()),
+            ("LIVEPULSE_PIPELINE__GROUP_PREFIX", "crash-harness".into()),
             // The broker never hands a killed member's partitions to the
             // next one, so the job reads every partition itself.
             ("LIVEPULSE_PIPELINE__ASSIGNMENT", "all".into()),

@@ -57,7 +57,7 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         tokio::spawn(collector.serve(listener, shutdown.clone().cancelled_owned()));
     let checkpoints = tempfile::tempdir().unwrap();
     let pipeline_config = PipelineConfig {
-        group_id: "e2e-engagement".into(),
+        group_prefix: "e2e".into(),
         checkpoint_dir: checkpoints.path().to_owned(),
         allowed_lateness_ms: 5_000,
         idle_timeout_ms: 1_000,

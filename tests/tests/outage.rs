@@ -53,7 +53,7 @@ impl Harness {
         } = stack::start().await;
         let state = tempfile::tempdir().unwrap();
         let config = PipelineConfig {
-            group_id: group.into(),
+            group_prefix: group.into(),
             assignment: Assignment::All,
             checkpoint_dir: state.path().to_owned(),
             checkpoint_interval_ms: 500,

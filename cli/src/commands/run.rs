@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use livepulse_pipelines::Pipeline;
 use livepulse_pipelines::jobs::engagement::Engagement;
+use livepulse_pipelines::jobs::qoe::Qoe;
 
 use super::shutdown_on_signal;
 use crate::config::Config;
@@ -13,6 +14,9 @@ use crate::config::Config;
 pub enum JobName {
     /// Audience and interaction per stream, 10 s and 1 min windows.
     Engagement,
+    /// Quality of experience per view and per minute, from player events
+    /// and the origin's CMCD request log.
+    Qoe,
 }
 
 /// Arguments of `livepulse run`.
@@ -25,15 +29,24 @@ pub struct RunArgs {
 
 /// Runs the job until Ctrl-C.
 pub async fn run(config: &Config, args: RunArgs) -> Result<()> {
-    let pipeline = match args.job {
-        JobName::Engagement => Pipeline::new(
-            config.pipeline.clone(),
-            config.require_kafka()?.clone(),
-            config.require_clickhouse()?.clone(),
-            Engagement,
-        ),
+    let (pipeline, kafka, clickhouse) = (
+        config.pipeline.clone(),
+        config.require_kafka()?.clone(),
+        config.require_clickhouse()?.clone(),
+    );
+    let shutdown = shutdown_on_signal();
+    let stats = match args.job {
+        JobName::Engagement => {
+            Pipeline::new(pipeline, kafka, clickhouse, Engagement)
+                .run(shutdown)
+                .await?
+        }
+        JobName::Qoe => {
+            Pipeline::new(pipeline, kafka, clickhouse, Qoe)
+                .run(shutdown)
+                .await?
+        }
     };
-    let stats = pipeline.run(shutdown_on_signal()).await?;
     println!("{stats:?}");
     Ok(())
 }

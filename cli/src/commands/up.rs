@@ -14,6 +14,7 @@ use livepulse_embedded::home_dir;
 use livepulse_ingest::collector::{Collector, WriteKey};
 use livepulse_ingest::origin::{Origin, OriginConfig, Secret, StreamKey};
 use livepulse_pipelines::jobs::engagement::Engagement;
+use livepulse_pipelines::jobs::qoe::Qoe;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
 
@@ -140,13 +141,15 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     if pipeline_config.checkpoint_dir == PipelineConfig::default().checkpoint_dir {
         pipeline_config.checkpoint_dir = data_dir.join("checkpoints");
     }
-    let pipeline = Pipeline::new(
-        pipeline_config,
+    let engagement = Pipeline::new(
+        pipeline_config.clone(),
         kafka.clone(),
         clickhouse.clone(),
         Engagement,
     );
-    let pipeline_task = tokio::spawn(pipeline.run(shutdown.clone()));
+    let engagement_task = tokio::spawn(engagement.run(shutdown.clone()));
+    let qoe = Pipeline::new(pipeline_config, kafka.clone(), clickhouse.clone(), Qoe);
+    let qoe_task = tokio::spawn(qoe.run(shutdown.clone()));
 
     let (stop_audience, audience_stopped) = tokio::sync::watch::channel(false);
     let audience_task = (!args.no_audience).then(|| {
@@ -187,10 +190,15 @@ pub async fn run(config: Config, args: UpArgs) -> Result<()> {
     }
     collector_task.await??;
     origin_task.await??;
-    let stats = pipeline_task.await??;
+    let stats = engagement_task.await??;
     println!(
         "engagement job: {} events read, {} rows written",
         stats.events, stats.rows_written
+    );
+    let stats = qoe_task.await??;
+    println!(
+        "qoe job: {} rows read, {} rows written, {} views",
+        stats.events, stats.rows_written, stats.session_rows_written
     );
     if let Some(broker) = broker {
         broker.stop().await?;

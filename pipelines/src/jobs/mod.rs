@@ -2,6 +2,7 @@
 //! result rows go.
 
 pub mod engagement;
+pub mod qoe;
 
 use clickhouse::{RowOwned, RowWrite};
 use datafusion::arrow::error::ArrowError;
@@ -78,4 +79,9 @@ pub struct SessionQuery {
     pub sql: &'static str,
     /// The ClickHouse table the rows land in.
     pub table: &'static str,
+}
+
+/// ClickHouse `DateTime` (epoch seconds, floored) from epoch ms.
+pub(crate) fn epoch_seconds(ms: i64) -> u32 {
+    u32::try_from(ms.div_euclid(1_000)).unwrap_or(0)
 }

@@ -144,9 +144,10 @@ impl<J: Job> Pipeline<J> {
         config.validate()?;
         let name = self.job.name();
         let topics = self.job.topics();
+        let group = config.group_of(name);
         let owner = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let root = CheckpointRoot::open(config.checkpoint_dir.join(&config.group_id), &owner)?;
-        let source = KafkaSource::new(&self.kafka, &config.group_id, &topics)?;
+        let root = CheckpointRoot::open(config.checkpoint_dir.join(&group), &owner)?;
+        let source = KafkaSource::new(&self.kafka, &group, &topics)?;
         let mut run = Run {
             job: self.job.clone(),
             lateness: Lateness::from(&config),
@@ -169,7 +170,7 @@ impl<J: Job> Pipeline<J> {
                 run.source.assign_all(&resume)?;
             }
         }
-        info!(job = name, group = %config.group_id, topics = ?topics.iter().map(|t| t.name).collect::<Vec<_>>(), checkpoints = %run.root.dir().display(), "pipeline started");
+        info!(job = name, %group, topics = ?topics.iter().map(|t| t.name).collect::<Vec<_>>(), checkpoints = %run.root.dir().display(), "pipeline started");
         let mut tick = tokio::time::interval(Duration::from_millis(config.flush_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms);

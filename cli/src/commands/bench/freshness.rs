@@ -40,7 +40,7 @@ pub(super) async fn run(config: &PipelineConfig, rate: u32, duration: Duration) 
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline::new(
         PipelineConfig {
-            group_id: "freshness".to_owned(),
+            group_prefix: "freshness".to_owned(),
             // One instance: no group coordination to wait for.
             assignment: Assignment::All,
             checkpoint_dir: stack.dir.path().join("checkpoints"),

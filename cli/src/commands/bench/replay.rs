@@ -167,7 +167,7 @@ async fn end_to_end(
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline::new(
         PipelineConfig {
-            group_id: "bench".to_owned(),
+            group_prefix: "bench".to_owned(),
             checkpoint_dir: stack.dir.path().join("checkpoints"),
             ..config.clone()
         },

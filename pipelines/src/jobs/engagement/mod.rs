@@ -10,7 +10,7 @@ use livepulse_contract::topics::{self, Topic};
 use livepulse_sql::{EngagementRow, EventRow, ViewerSessionRow};
 
 use self::raw::event_rows;
-use super::{Job, SessionQuery};
+use super::{Job, SessionQuery, epoch_seconds};
 use crate::runtime::columns::Columns;
 use crate::runtime::window::WindowSpec;
 
@@ -191,9 +191,4 @@ impl Job for Engagement {
         }
         Ok(rows)
     }
-}
-
-/// ClickHouse `DateTime` from epoch ms (window bounds are whole seconds).
-fn epoch_seconds(ms: i64) -> u32 {
-    u32::try_from(ms.div_euclid(1_000)).unwrap_or(0)
 }

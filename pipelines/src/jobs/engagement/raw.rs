@@ -4,6 +4,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_sql::EventRow;
 
+use crate::jobs::epoch_seconds;
 use crate::runtime::columns::Columns;
 
 /// One [`EventRow`] per event in `batch` (in the job's input schema).
@@ -99,7 +100,7 @@ pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
         let next = |it: &mut std::vec::IntoIter<Option<String>>| it.next().flatten();
         rows.push(EventRow {
             event_id: event_id.next().unwrap_or_default(),
-            ts: u32::try_from(ts[i].div_euclid(1_000)).unwrap_or(0),
+            ts: epoch_seconds(ts[i]),
             ts_ms: ts[i],
             received_ms: received[i],
             stream_id: stream_id.next().unwrap_or_default(),
