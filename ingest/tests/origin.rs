@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use common::broker;
 use common::origin::{
-    ADMIN, CREATOR, KEY, Running, STREAM, chunked, config, error_text, ffmpeg_fmp4, ffmpeg_ts,
-    lifecycle, playback_requests, read_response, refused, send_raw, started_and_ended,
-    stream_events,
+    ADMIN, CREATOR, Health, KEY, Running, STREAM, check_health, chunked, config, error_text,
+    ffmpeg_fmp4, ffmpeg_ts, health_events, lifecycle, playback_requests, read_response, refused,
+    send_raw, started_and_ended, stream_events,
 };
+use livepulse_connectors::kafka::KafkaConfig;
 use livepulse_contract::playback::{Cmcd, ObjectKind};
 use livepulse_ingest::origin::{
-    CreatedStream, FINAL_CACHE, LIVE_PLAYLIST_CACHE, OriginConfig, StreamInfo,
+    CreatedStream, FINAL_CACHE, LIVE_PLAYLIST_CACHE, Origin, OriginConfig, StreamInfo,
 };
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -48,12 +49,14 @@ async fn ffmpeg_fmp4_renditions_and_master_are_served_without_the_key() {
     let master = String::from_utf8(master).unwrap();
     assert_eq!(uris(&master), ["180p/index.m3u8", "90p/index.m3u8"]);
     let mut fetched = 0;
+    let mut finals = Vec::new();
     for (n, rendition) in ["180p", "90p"].iter().enumerate() {
         let path = format!("/hls/{STREAM}/{rendition}/index.m3u8");
         let response = origin.get(&path).await;
         assert_eq!(response.headers()["cache-control"], FINAL_CACHE);
         assert_eq!(response.headers()["access-control-allow-origin"], "*");
         let playlist = response.text().await.unwrap();
+        finals.push((*rendition, playlist.clone()));
         assert!(
             playlist.trim_end().ends_with("#EXT-X-ENDLIST"),
             "{playlist}"
@@ -88,6 +91,26 @@ async fn ffmpeg_fmp4_renditions_and_master_are_served_without_the_key() {
     assert_eq!(deleted.status().as_u16(), 404);
 
     started_and_ended(&kafka).await;
+    // Ingest health per segment and rendition, parsed from the fMP4
+    // fragments (180p: 300k video, 90p: 100k, both with 64k audio).
+    let segments: usize = finals
+        .iter()
+        .map(|(_, p)| common::origin::extinf_ms(p).1)
+        .sum();
+    let health = health_events(&kafka, |h| h.len() >= segments).await;
+    for ((rendition, playlist), kbps) in finals.iter().zip([150..=1200, 60..=600]) {
+        let events: Vec<&Health> = health
+            .iter()
+            .filter(|h| h.rendition.as_deref() == Some(rendition))
+            .collect();
+        check_health(&events, playlist, kbps);
+    }
+    assert_eq!(
+        origin
+            .metric(r#"livepulse_origin_health_unparsed_total{format="fmp4"}"#)
+            .await,
+        0.0
+    );
     origin.stop().await;
 }
 
@@ -126,6 +149,94 @@ async fn ffmpeg_ts_with_absolute_publish_urls_is_served_relative() {
     assert_eq!(first.status().as_u16(), 404, "deleted by ffmpeg");
 
     started_and_ended(&kafka).await;
+    // Ingest health parsed from the transport stream, at the root.
+    let segments = common::origin::extinf_ms(&playlist).1;
+    let health = health_events(&kafka, |h| h.len() >= segments).await;
+    assert!(health.iter().all(|h| h.rendition.is_none()), "{health:?}");
+    check_health(&health.iter().collect::<Vec<_>>(), &playlist, 150..=1200);
+    assert_eq!(
+        origin
+            .metric(r#"livepulse_origin_health_unparsed_total{format="ts"}"#)
+            .await,
+        0.0
+    );
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_lists_a_segment_only_once_it_is_stored() {
+    let (_dir, _broker, kafka) = broker().await;
+    let origin = Running::start(config(), &kafka).await;
+    let addr = origin.addr;
+    let put = |name: &str, body: Vec<u8>| {
+        let request = chunked("PUT", &format!("/live/{KEY}/720p/{name}"), &[&body]);
+        async move { send_raw(addr, &request).await.0 }
+    };
+    let served = || async {
+        let response = origin.get(&format!("/hls/{STREAM}/720p/index.m3u8")).await;
+        let cache = response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        // Whatever a player is told, it can fetch.
+        for uri in uris(&text) {
+            let segment = origin.get(&format!("/hls/{STREAM}/720p/{uri}")).await;
+            assert_eq!(segment.status().as_u16(), 200, "{uri} listed in {text}");
+        }
+        (text, cache)
+    };
+    let head = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n";
+    let one = format!("{head}#EXTINF:1.000,\nseg0.ts\n");
+    let two = format!("{one}#EXTINF:1.000,\nseg1.ts\n");
+    assert_eq!(put("seg0.ts", vec![1; 2000]).await, 201);
+    // The playlist overtook seg1: served without it.
+    assert_eq!(put("index.m3u8", two.clone().into_bytes()).await, 201);
+    assert_eq!(
+        served().await,
+        (one.clone(), LIVE_PLAYLIST_CACHE.to_owned())
+    );
+    // Whole the moment seg1's PUT is answered.
+    assert_eq!(put("seg1.ts", vec![2; 3000]).await, 201);
+    assert_eq!(
+        served().await,
+        (two.clone(), LIVE_PLAYLIST_CACHE.to_owned())
+    );
+    // The final playlist overtook the last segment: still live until it lands.
+    let ended = format!("{two}#EXTINF:0.500,\nseg2.ts\n#EXT-X-ENDLIST\n");
+    assert_eq!(put("index.m3u8", ended.clone().into_bytes()).await, 204);
+    assert_eq!(served().await, (two, LIVE_PLAYLIST_CACHE.to_owned()));
+    assert_eq!(put("seg2.ts", vec![3; 1000]).await, 201);
+    assert_eq!(served().await, (ended, FINAL_CACHE.to_owned()));
+
+    // Not MPEG-TS: health without frame rate or keyframes, and counted.
+    let health = health_events(&kafka, |h| h.len() >= 3).await;
+    let shape: Vec<_> = health
+        .iter()
+        .map(|h| {
+            (
+                h.rendition.as_deref(),
+                h.segment_ms,
+                h.bitrate_kbps,
+                h.frame_rate,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (Some("720p"), 1000, 16, None),
+            (Some("720p"), 1000, 24, None),
+            (Some("720p"), 500, 16, None)
+        ]
+    );
+    assert!(health.iter().all(|h| h.keyframe_interval_ms.is_none()));
+    assert_eq!(
+        origin
+            .metric(r#"livepulse_origin_health_unparsed_total{format="ts"}"#)
+            .await,
+        3.0
+    );
     origin.stop().await;
 }
 
@@ -173,6 +284,10 @@ async fn an_upload_is_playable_as_soon_as_its_put_returns() {
     assert_eq!(response.headers()["cache-control"], LIVE_PLAYLIST_CACHE);
     assert_eq!(response.text().await.unwrap(), LIVE);
     // A new version replaces it (204) and is served at once.
+    let listed = origin
+        .put(&format!("/live/{KEY}/720p/seg00001.m4s"), vec![9u8; 1000])
+        .await;
+    assert_eq!(listed.status().as_u16(), 201);
     let next = format!("{LIVE}#EXTINF:1.000000,\nseg00001.m4s\n");
     assert_eq!(
         origin
@@ -442,6 +557,7 @@ async fn a_garbage_playlist_keeps_the_previous_one_served() {
     let (_dir, _broker, kafka) = broker().await;
     let origin = Running::start(config(), &kafka).await;
     let path = format!("/live/{KEY}/720p/index.m3u8");
+    segment(&origin, "seg00000.m4s").await;
     assert_eq!(origin.put(&path, LIVE).await.status().as_u16(), 201);
     let cases = [
         ("<html>oops</html>", "playlist does not start with #EXTM3U"),
@@ -830,6 +946,116 @@ async fn admin_api_creates_lists_and_revokes_keys() {
         ]
     );
     origin.stop().await;
+}
+
+/// The admin API's `POST` and `DELETE` with the admin token.
+async fn admin(origin: &Running, method: reqwest::Method, path: &str) -> reqwest::Response {
+    let request = origin
+        .http
+        .request(method.clone(), origin.url(path))
+        .bearer_auth(ADMIN);
+    let request = match method {
+        reqwest::Method::POST => {
+            request.json(&json!({"stream_id": "late-show", "creator_id": "creator-9"}))
+        }
+        _ => request,
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_survive_a_restart_on_the_keys_file() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (_dir, _broker, kafka) = broker().await;
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("stream-keys.json");
+    let cfg = OriginConfig {
+        keys_file: Some(file.clone()),
+        ..config()
+    };
+    let origin = Running::start(cfg.clone(), &kafka).await;
+    let response = admin(&origin, reqwest::Method::POST, "/admin/streams").await;
+    assert_eq!(response.status().as_u16(), 201);
+    let created: CreatedStream = response.json().await.unwrap();
+    let path = format!("/admin/streams/{STREAM}");
+    let revoked = admin(&origin, reqwest::Method::DELETE, &path).await;
+    assert_eq!(revoked.status().as_u16(), 204);
+    origin.stop().await;
+
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let names: Vec<_> = std::fs::read_dir(keys.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["stream-keys.json"], "no temporary file left");
+
+    // Restarted on the same file: the created key publishes, the revoked
+    // configured one stays revoked.
+    let again = Running::start(cfg.clone(), &kafka).await;
+    let put = again
+        .put(&format!("/live/{}/s1.ts", created.key), vec![0x47u8; 188])
+        .await;
+    assert_eq!(put.status().as_u16(), 201);
+    assert_eq!(
+        again.get("/hls/late-show/s1.ts").await.status().as_u16(),
+        200
+    );
+    let put = again
+        .put(&format!("/live/{KEY}/s1.ts"), vec![0x47u8; 188])
+        .await;
+    assert_eq!(
+        refused(put).await,
+        (
+            403,
+            "unknown or revoked stream key: nothing stored".to_owned()
+        )
+    );
+    let listed: Vec<StreamInfo> = again
+        .http
+        .get(again.url("/admin/streams"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = listed.iter().map(|s| s.stream_id.as_str()).collect();
+    assert_eq!(listed, ["late-show"]);
+    // Revoking the created key is kept too.
+    let revoked = admin(&again, reqwest::Method::DELETE, "/admin/streams/late-show").await;
+    assert_eq!(revoked.status().as_u16(), 204);
+    again.stop().await;
+    let third = Running::start(cfg.clone(), &kafka).await;
+    let put = third
+        .put(&format!("/live/{}/s2.ts", created.key), vec![0x47u8; 188])
+        .await;
+    assert_eq!(put.status().as_u16(), 403);
+    third.stop().await;
+
+    // A keys file others may read, or one that is not a keys file, stops
+    // the origin from starting, saying why.
+    let start_error = |kafka: &KafkaConfig| match Origin::new(cfg.clone(), kafka) {
+        Ok(_) => panic!("the origin started"),
+        Err(err) => err.to_string(),
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        start_error(&kafka),
+        format!(
+            "the keys file {} is readable by others (mode 644): chmod 600 it",
+            file.display()
+        )
+    );
+    std::fs::write(&file, "{\"version\":1,\"created\":[]}").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let invalid = start_error(&kafka);
+    let reason = invalid
+        .strip_prefix(&format!("the keys file {} is invalid: ", file.display()))
+        .unwrap_or_else(|| panic!("{invalid}"));
+    assert!(reason.starts_with("missing field `revoked`"), "{invalid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::broker;
-use common::origin::{ADMIN, KEY, Running, STREAM, config, playback_requests, started_and_ended};
+use common::origin::{
+    ADMIN, Health, KEY, Running, STREAM, check_health, config, extinf_ms, health_events,
+    playback_requests, started_and_ended,
+};
 use common::rtmp::{finished, probe, spawn_ffmpeg_rtmp};
 use livepulse_ingest::origin::{FINAL_CACHE, OriginConfig};
 use tokio::io::AsyncReadExt;
@@ -95,6 +98,12 @@ async fn ffmpeg_rtmp_is_remuxed_into_playable_hls() {
     assert!((duration - 6.0).abs() <= 1.5, "{duration} s");
 
     started_and_ended(&kafka).await;
+    // Ingest health from the segmenter's counts, one event per segment of
+    // the one rendition.
+    let health = health_events(&kafka, |h| h.len() >= extinf_ms(&playlist).1).await;
+    let events: Vec<&Health> = health.iter().collect();
+    assert!(events.iter().all(|h| h.rendition.as_deref() == Some("src")));
+    check_health(&events, &playlist, 150..=1200);
     // Viewers' requests are logged as for any stream.
     let (requests, _) = playback_requests(&kafka, |r| {
         r.iter().any(|r| r.object == "master.m3u8") && r.iter().any(|r| r.object.ends_with(".ts"))

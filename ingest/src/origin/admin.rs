@@ -11,9 +11,10 @@ use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::config::{check_creator_id, check_stream_id};
+use super::keys_file::KeysFileError;
 use super::service::Shared;
 use super::{empty, error};
 use crate::bearer::{bearer, constant_time_eq};
@@ -107,14 +108,22 @@ pub(crate) async fn create(
     if let Err(problem) = check_creator_id(&new.creator_id) {
         return error(StatusCode::BAD_REQUEST, &format!("creator_id {problem}"));
     }
-    let Some(key) = shared.keys.create(&new.stream_id, &new.creator_id) else {
-        return error(
-            StatusCode::CONFLICT,
-            &format!(
-                "stream `{}` already has a key; revoke it first",
-                new.stream_id
-            ),
-        );
+    let created = {
+        let (shared, new) = (shared.clone(), new.clone());
+        off_the_runtime(move || shared.keys.create(&new.stream_id, &new.creator_id)).await
+    };
+    let key = match created {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                &format!(
+                    "stream `{}` already has a key; revoke it first",
+                    new.stream_id
+                ),
+            );
+        }
+        Err(response) => return response,
     };
     info!(stream_id = %new.stream_id, creator_id = %new.creator_id, "stream key created");
     let created = CreatedStream {
@@ -135,13 +144,42 @@ pub(crate) async fn revoke(
     if let Some(response) = refusal(&shared, &headers) {
         return response;
     }
-    if shared.keys.revoke(&stream_id).is_none() {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("stream `{stream_id}` has no key"),
-        );
+    let revoked = {
+        let (shared, stream_id) = (shared.clone(), stream_id.clone());
+        off_the_runtime(move || shared.keys.revoke(&stream_id)).await
+    };
+    match revoked {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("stream `{stream_id}` has no key"),
+            );
+        }
+        Err(response) => return response,
     }
     info!(%stream_id, "stream key revoked");
     shared.announce(shared.store.remove(&stream_id));
     empty(StatusCode::NO_CONTENT)
+}
+
+/// Runs a key change on a blocking thread (it may fsync the keys file);
+/// a change that could not be kept is a 500 naming why.
+async fn off_the_runtime<T: Send + 'static>(
+    change: impl FnOnce() -> Result<T, KeysFileError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(change).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(err)) => {
+            warn!(error = %err, "stream key change not made");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("nothing changed: {err}"),
+            ))
+        }
+        Err(err) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("nothing changed: {err}"),
+        )),
+    }
 }

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use livepulse_connectors::ConfigError;
 use livepulse_contract::validate::MAX_ID_LEN;
 use serde::{Deserialize, Serialize};
@@ -102,6 +104,25 @@ pub struct OriginConfig {
     pub rtmp_max_message_bytes: usize,
     /// An RTMP connection silent this long is closed (its stream ends), ms.
     pub rtmp_idle_timeout_ms: u64,
+    /// Where stream keys created and revoked with the admin API are kept
+    /// across restarts (JSON, mode `0600`, replaced atomically on every
+    /// change). Loaded at start over [`OriginConfig::streams`]: a revoked
+    /// configured key stays revoked; a created key whose stream has a
+    /// configured key again is dropped (the config wins). Without it,
+    /// admin changes last until the origin stops.
+    pub keys_file: Option<PathBuf>,
+    /// A directory for segments the memory bound would evict while a
+    /// playlist still lists them: they are served from disk instead until
+    /// they leave the playlist, the window or the store. Off without it.
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes the spill directory may hold; when full, its oldest segments
+    /// make room for newer ones.
+    pub spill_max_bytes: usize,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed:
+    /// a request from one of them is counted in the network cohort of the
+    /// right-most address in that header that is not a trusted proxy.
+    #[serde(with = "cidrs")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for OriginConfig {
@@ -127,7 +148,43 @@ impl Default for OriginConfig {
             rtmp_max_connections: 64,
             rtmp_max_message_bytes: 4 * 1024 * 1024,
             rtmp_idle_timeout_ms: 10_000,
+            keys_file: None,
+            spill_dir: None,
+            spill_max_bytes: 4 * 1024 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// `trusted_proxies` as written: CIDRs (`10.0.0.0/8`) or single addresses.
+mod cidrs {
+    use std::net::IpAddr;
+
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        nets: &[IpNet],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(nets.iter().map(ToString::to_string))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| {
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        de::Error::custom(format!(
+                            "`{text}` is neither a CIDR (10.0.0.0/8) nor an IP address"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -367,6 +424,38 @@ impl OriginConfig {
         if !(1_000..=600_000).contains(&self.rtmp_idle_timeout_ms) {
             return Err(err("rtmp_idle_timeout_ms", "must be 1000..=600000".into()));
         }
+        self.validate_files()
+    }
+
+    fn validate_files(&self) -> Result<(), ConfigError> {
+        let err = |field, problem: String| ConfigError {
+            section: "origin",
+            field,
+            problem,
+        };
+        if self
+            .keys_file
+            .as_ref()
+            .is_some_and(|path| path.file_name().is_none())
+        {
+            return Err(err("keys_file", "must name a file".into()));
+        }
+        if self
+            .spill_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(err("spill_dir", "must name a directory".into()));
+        }
+        if self.spill_dir.is_some() && self.spill_max_bytes < self.max_segment_bytes {
+            return Err(err(
+                "spill_max_bytes",
+                format!(
+                    "must be at least max_segment_bytes ({})",
+                    self.max_segment_bytes
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -510,5 +599,53 @@ mod tests {
         assert_eq!(toml::from_str::<OriginConfig>(&text).unwrap(), off);
         let bad = toml::from_str::<OriginConfig>(r#"rtmp_listen = "nowhere""#).unwrap_err();
         assert!(bad.to_string().contains("neither an address"), "{bad}");
+    }
+
+    #[test]
+    fn files_spill_and_proxies_are_checked() {
+        let cfg: OriginConfig = toml::from_str(
+            r#"
+            keys_file = "/var/lib/livepulse/stream-keys.json"
+            spill_dir = "/var/cache/livepulse/spill"
+            spill_max_bytes = 1073741824
+            trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        let shown: Vec<String> = cfg
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]);
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(toml::from_str::<OriginConfig>(&text).unwrap(), cfg);
+        assert_eq!(OriginConfig::default().spill_dir, None);
+
+        let bad = toml::from_str::<OriginConfig>(r#"trusted_proxies = ["10.0.0.0/33"]"#);
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("`10.0.0.0/33` is neither a CIDR (10.0.0.0/8) nor an IP address"),
+        );
+        let problem = |cfg: OriginConfig| cfg.validate().unwrap_err().to_string();
+        let small = OriginConfig {
+            spill_dir: Some("spill".into()),
+            spill_max_bytes: 1024,
+            ..OriginConfig::default()
+        };
+        assert_eq!(
+            problem(small),
+            "invalid origin config: `spill_max_bytes` must be at least max_segment_bytes (33554432)"
+        );
+        let dir = OriginConfig {
+            keys_file: Some("/".into()),
+            ..OriginConfig::default()
+        };
+        assert_eq!(
+            problem(dir),
+            "invalid origin config: `keys_file` must name a file"
+        );
     }
 }

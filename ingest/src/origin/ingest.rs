@@ -21,11 +21,13 @@ use thiserror::Error;
 use tokio::time::{Instant, timeout_at};
 use tracing::{debug, warn};
 
+use super::health;
 use super::keys::Identity;
 use super::metrics::{REJECTED_KEYS, UPLOADS};
-use super::path::ObjectPath;
+use super::path::{Extension, ObjectPath};
 use super::playlist;
 use super::service::{PublishError, Shared};
+use super::store::Content;
 use super::{empty, error};
 
 /// Why an upload body was not read to its end.
@@ -197,7 +199,26 @@ async fn store_upload(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: Bod
     };
     let body = playlist.as_ref().map_or(raw, |p| p.body.clone());
     let size = body.len();
-    match shared.publish(key, &identity, &path, body, playlist.as_ref()) {
+    let init = (path.ext == Extension::Mp4)
+        .then(|| health::read_init(&identity.stream_id, &path, &body))
+        .flatten()
+        .map(Arc::new);
+    let content = match (&playlist, path.ext.kind()) {
+        (Some(playlist), _) => Content::Playlist(playlist),
+        (None, ObjectKind::Init) => Content::Init(init.as_ref()),
+        (None, _) => {
+            let init = (path.ext == Extension::M4s)
+                .then(|| shared.store.init(&identity.stream_id, &path.rendition))
+                .flatten();
+            Content::Segment(health::measure(
+                &identity.stream_id,
+                &path,
+                &body,
+                init.as_deref(),
+            ))
+        }
+    };
+    match shared.publish(key, &identity, &path, body, content) {
         Ok(replaced) => {
             debug!(stream_id = %identity.stream_id, object = %path, bytes = size, "stored");
             empty(if replaced {

@@ -18,10 +18,19 @@ pub const UPLOAD_BYTES: &str = "livepulse_origin_upload_bytes_total";
 pub const REJECTED_KEYS: &str = "livepulse_origin_rejected_keys_total";
 /// Objects evicted before the publisher deleted them, by `reason`
 /// (`window`: beyond `max_segments_per_rendition`; `memory`: beyond
-/// `max_memory_bytes`).
+/// `max_memory_bytes`, not spilled; `spill`: the oldest spilled segment,
+/// making room in `spill_max_bytes` for a newer one).
 pub const EVICTIONS: &str = "livepulse_origin_evictions_total";
-/// Bytes all stored objects take.
+/// Bytes stored objects take in memory.
 pub const STORE_BYTES: &str = "livepulse_origin_store_bytes";
+/// Segments written to the spill directory, by `result` (`ok`, `error`:
+/// evicted instead).
+pub const SPILLS: &str = "livepulse_origin_spills_total";
+/// Bytes of spilled segments on disk (and being written).
+pub const SPILL_BYTES: &str = "livepulse_origin_spill_bytes";
+/// Uploaded segments whose media did not parse, by `format` (`ts`,
+/// `fmp4`): their health events carry no frame rate or keyframe interval.
+pub const HEALTH_UNPARSED: &str = "livepulse_origin_health_unparsed_total";
 /// Streams stored (live, waiting for their first segment, or ended and
 /// still served).
 pub const STREAMS: &str = "livepulse_origin_streams";
@@ -40,7 +49,8 @@ pub const ACCESS_PRODUCED: &str = "livepulse_origin_access_requests_produced_tot
 /// Playback requests left out of the request log, by `reason`
 /// (`buffer_full`, `producer_queue`, `broker`).
 pub const ACCESS_DROPPED: &str = "livepulse_origin_access_requests_dropped_total";
-/// Stream lifecycle events the broker did not take, by `event`.
+/// Stream events (`start`, `end`, `health`) the broker did not take, by
+/// `event`.
 pub const LIFECYCLE_DROPPED: &str = "livepulse_origin_stream_events_dropped_total";
 
 /// Open RTMP connections.
@@ -79,7 +89,13 @@ fn describe() {
         "Uploads with an unknown or revoked stream key"
     );
     describe_counter!(EVICTIONS, "Objects evicted before deletion, by reason");
-    describe_gauge!(STORE_BYTES, "Bytes all stored objects take");
+    describe_gauge!(STORE_BYTES, "Bytes stored objects take in memory");
+    describe_counter!(SPILLS, "Segments written to the spill directory, by result");
+    describe_gauge!(SPILL_BYTES, "Bytes of spilled segments on disk");
+    describe_counter!(
+        HEALTH_UNPARSED,
+        "Uploaded segments whose media did not parse, by format"
+    );
     describe_gauge!(STREAMS, "Streams stored");
     describe_counter!(STREAMS_STARTED, "Streams that began");
     describe_counter!(STREAMS_ENDED, "Streams that ended, by reason");

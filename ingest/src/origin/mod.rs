@@ -24,6 +24,12 @@
 //!   replaced); `DELETE` removes it (204, 404 when unknown). A stream holds
 //!   at most 16 rendition folders and a folder 8 playlists and init
 //!   segments: beyond them, 507.
+//! * A media playlist is served up to its last listed segment that is
+//!   stored, so a playlist that overtook its newest segment (ffmpeg does
+//!   not wait for one upload's answer before the next) never sends a
+//!   player to a 404; it is whole the moment the segment lands. Listed
+//!   segments missing before the first stored one are gone (evicted or
+//!   deleted) and do not cut it.
 //!
 //! # Publishing over RTMP: `rtmp://host:port/live/{stream_key}`
 //!
@@ -56,8 +62,8 @@
 //!   RTMP's HEVC or AV1, MP3, HE-AAC) closes the connection with the reason
 //!   logged. Segment names carry the publish's start time, so a
 //!   reconnecting encoder never reuses one.
-//! * **Ingest health**: each segment's duration, the input bit rate, frame
-//!   rate and keyframe interval are logged at `debug`.
+//! * **Ingest health**: each segment's `stream`/`health` event comes from
+//!   the segmenter's counts (below).
 //!
 //! An RTMP and an HTTP publisher of the same stream at once are not told
 //! apart: their objects would mix.
@@ -82,12 +88,32 @@
 //! [`PlaybackRequest`](livepulse_contract::playback::PlaybackRequest) once
 //! its body finished (or was abandoned): stream, rendition, object, status,
 //! bytes, time to first and last byte, the client's network cohort (IPv4
-//! /24, IPv6 /48; never the address) and the CMCD the player sent (query
-//! argument or headers; malformed CMCD is counted and left out). Requests are
+//! /24, IPv6 /48; never the address; behind
+//! [`OriginConfig::trusted_proxies`] the right-most untrusted address of
+//! `X-Forwarded-For`) and the CMCD the player sent (query argument or
+//! headers; malformed CMCD is counted and left out). Requests are
 //! buffered (`access_buffer_requests`) and produced every `access_flush_ms`
 //! as [`PlaybackBatch`](livepulse_contract::playback::PlaybackBatch) records
 //! keyed by stream; when the buffer is full or the broker does not take
 //! them they are dropped and counted. Viewers never wait on Kafka.
+//!
+//! # Ingest health
+//!
+//! Every media segment of every rendition becomes a `stream`/`health`
+//! event on the stream topic (through the same producer as start and
+//! end): `rendition` (the folder; RTMP's is `src`), `segment_ms`,
+//! `bitrate_kbps`, and for video `frame_rate` and `keyframe_interval_ms`
+//! (the duration per keyframe). RTMP segments are measured by the
+//! segmenter (the audio and video frames the encoder sent over the
+//! segment's media time). An uploaded segment's duration is the `#EXTINF`
+//! of the playlist in its folder that lists it, its bit rate its size over
+//! that; the event goes out once both the body and the `#EXTINF` are known,
+//! in either order. Frames and keyframes come from parsing it: MPEG-TS
+//! (PES starts of the first video stream; the random access indicator or
+//! an IDR picture), fMP4 (`trun` samples of the video tracks the init
+//! segment's `hdlr` names, sync flags from `trun`, `tfhd` or `trex`). A
+//! segment that does not parse still gets `segment_ms` and `bitrate_kbps`
+//! and is counted (`livepulse_origin_health_unparsed_total{format}`).
 //!
 //! # Stream lifecycle
 //!
@@ -104,15 +130,25 @@
 //!
 //! `GET /admin/streams` lists streams and creators (never keys); `POST
 //! /admin/streams` `{"stream_id", "creator_id"}` answers 201 with a fresh
-//! random `key`; `DELETE /admin/streams/{stream_id}` revokes it. Keys live
-//! in memory: created keys do not survive a restart. Without `admin_token`
-//! these routes answer 404.
+//! random `key`; `DELETE /admin/streams/{stream_id}` revokes it. With
+//! [`OriginConfig::keys_file`] both survive a restart: each change is
+//! written to the file (atomically, mode `0600`) before it is answered, and
+//! one that cannot be written is not made (500). At start the file is
+//! merged with [`OriginConfig::streams`]: configured keys it revoked stay
+//! revoked; a created key whose stream has a configured key gives way to
+//! the config. Without `admin_token` these routes answer 404.
 //!
-//! # Memory
+//! # Memory and disk
 //!
-//! Objects live in memory only: `max_segments_per_rendition` segments per
+//! Objects live in memory: `max_segments_per_rendition` segments per
 //! rendition and `max_memory_bytes` overall (the oldest segments of the
-//! largest streams go first).
+//! largest streams go first). With [`OriginConfig::spill_dir`], a segment
+//! the memory bound would evict while a playlist still lists it is written
+//! there instead (up to `spill_max_bytes`; when full, its oldest segments
+//! make room) and served from disk with the same headers. A spilled
+//! segment is removed when no playlist lists it any more, when it falls
+//! out of the window, is deleted or replaced, when its stream is removed
+//! (after `ended_retention_ms`, or revoked) and when the origin stops.
 //!
 //! # Connections
 //!
@@ -128,8 +164,10 @@ mod admin;
 mod cmcd;
 mod cohort;
 mod config;
+mod health;
 mod ingest;
 mod keys;
+mod keys_file;
 pub mod metrics;
 mod path;
 mod playback;
@@ -138,6 +176,7 @@ mod rtmp;
 mod server;
 mod service;
 mod sink;
+mod spill;
 mod store;
 
 pub use admin::{CreatedStream, NewStream, StreamInfo};
@@ -145,6 +184,7 @@ pub use config::{
     MAX_RECORD_BYTES, MAX_RTMP_MESSAGE_BYTES, MIN_PLAYLIST_BYTES, MIN_RECORD_BYTES,
     MIN_RTMP_MESSAGE_BYTES, MIN_SECRET_CHARS, MIN_SEGMENT_BYTES, OriginConfig, Secret, StreamKey,
 };
+pub use keys_file::KeysFileError;
 pub use livepulse_contract::api::ErrorResponse;
 pub use playback::{ERROR_CACHE, FINAL_CACHE, LIVE_PLAYLIST_CACHE};
 pub use service::Origin;
@@ -171,6 +211,17 @@ pub enum OriginError {
     /// Binding the listener failed.
     #[error("HTTP server error: {0}")]
     Serve(#[from] std::io::Error),
+    /// The keys file cannot be used.
+    #[error(transparent)]
+    Keys(#[from] KeysFileError),
+    /// The spill directory cannot be used.
+    #[error("cannot use the spill directory {}: {source}", dir.display())]
+    Spill {
+        /// `spill_dir`.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// An [`ErrorResponse`] answer.

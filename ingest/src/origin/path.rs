@@ -131,6 +131,23 @@ impl ObjectPath {
             ext,
         })
     }
+
+    /// The object of this stream that a playlist in `folder` names with
+    /// `uri` (query and fragment aside): a sibling (`s1.ts`), from the
+    /// root an object in a folder (`720p/s1.ts`), from a folder one at the
+    /// root or in another folder (`../s1.ts`, `../audio/a1.aac`). `None`
+    /// for absolute URIs and anything that is no object path.
+    pub(crate) fn resolve(folder: Option<&str>, uri: &str) -> Option<Self> {
+        let uri = uri.split(['?', '#']).next().unwrap_or_default();
+        let parts: Vec<&str> = uri.split('/').collect();
+        let raw = match (folder, parts.as_slice()) {
+            (Some(folder), [name]) => format!("{folder}/{name}"),
+            (None, [name]) | (Some(_), ["..", name]) => (*name).to_owned(),
+            (None, [sub, name]) | (Some(_), ["..", sub, name]) => format!("{sub}/{name}"),
+            _ => return None,
+        };
+        Self::parse(&raw).ok()
+    }
 }
 
 fn check_segment(segment: &str, raw: &str) -> Result<(), PathError> {
@@ -187,6 +204,33 @@ mod tests {
         assert_eq!(ok("master.m3u8").rendition, None);
         assert_eq!(ok("index12.ts").ext.content_type(), "video/mp2t");
         assert_eq!(ok("a-b_c.d/x.y.vtt").ext, Extension::Vtt);
+    }
+
+    #[test]
+    fn resolves_what_playlists_list() {
+        let resolve = |folder, uri| ObjectPath::resolve(folder, uri).map(|p| p.to_string());
+        assert_eq!(resolve(Some("720p"), "s1.m4s"), Some("720p/s1.m4s".into()));
+        assert_eq!(
+            resolve(Some("720p"), "s1.m4s?t=1#x"),
+            Some("720p/s1.m4s".into())
+        );
+        assert_eq!(
+            resolve(Some("720p"), "../audio/a1.aac"),
+            Some("audio/a1.aac".into())
+        );
+        assert_eq!(resolve(Some("720p"), "../a1.ts"), Some("a1.ts".into()));
+        assert_eq!(resolve(None, "index3.ts"), Some("index3.ts".into()));
+        assert_eq!(resolve(None, "720p/s1.m4s"), Some("720p/s1.m4s".into()));
+        for (folder, uri) in [
+            (None, "http://cdn.example/s1.ts"),
+            (None, "/hls/s/s1.ts"),
+            (None, "../s1.ts"),
+            (Some("720p"), "../../s1.ts"),
+            (Some("720p"), "a/b.ts"),
+            (None, "s1.exe"),
+        ] {
+            assert_eq!(resolve(folder, uri), None, "{uri}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_TYPE,
 };
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,17 +20,17 @@ use livepulse_contract::api::ErrorResponse;
 use livepulse_contract::now_ms;
 use livepulse_contract::playback::PlaybackRequest;
 use metrics::counter;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::access::Metered;
 use super::cmcd;
-use super::cohort::cohort;
+use super::cohort::client_cohort;
 use super::config::check_stream_id;
 use super::error;
 use super::metrics::{CMCD_MALFORMED, PLAYBACK_REQUESTS};
 use super::path::ObjectPath;
 use super::service::Shared;
-use super::store::Freshness;
+use super::store::{Found, FoundBody, Freshness};
 
 /// `Cache-Control` of a playlist that still changes: players poll it.
 pub const LIVE_PLAYLIST_CACHE: &str = "public, max-age=1";
@@ -47,17 +48,14 @@ const ALLOWED: &str = "CMCD-Object, CMCD-Request, CMCD-Session, CMCD-Status";
 pub(crate) async fn get(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let received = Instant::now();
     let received_ms = now_ms();
-    let response = answer(&shared, &request, received, received_ms);
+    let (request, _) = request.into_parts();
+    let response = answer(&shared, &request, received, received_ms).await;
     counter!(PLAYBACK_REQUESTS, "status" => response.status().as_str().to_owned()).increment(1);
     response
 }
 
-fn answer(shared: &Shared, request: &Request, received: Instant, received_ms: i64) -> Response {
-    let raw = request
-        .uri()
-        .path()
-        .strip_prefix("/hls/")
-        .unwrap_or_default();
+async fn answer(shared: &Shared, request: &Parts, received: Instant, received_ms: i64) -> Response {
+    let raw = request.uri.path().strip_prefix("/hls/").unwrap_or_default();
     let Some((stream_id, raw_path)) = raw.split_once('/') else {
         return cors(error(StatusCode::NOT_FOUND, "not found"));
     };
@@ -71,7 +69,7 @@ fn answer(shared: &Shared, request: &Request, received: Instant, received_ms: i6
         Ok(path) => path,
         Err(err) => return cors(error(StatusCode::BAD_REQUEST, &err.to_string())),
     };
-    let cmcd = match cmcd::from_request(request.uri().query(), request.headers()) {
+    let cmcd = match cmcd::from_request(request.uri.query(), &request.headers) {
         Ok(cmcd) => cmcd,
         Err(err) => {
             counter!(CMCD_MALFORMED).increment(1);
@@ -80,27 +78,33 @@ fn answer(shared: &Shared, request: &Request, received: Instant, received_ms: i6
         }
     };
     let client_cohort = request
-        .extensions()
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| cohort(info.0.ip()));
-    let (status, body, content_type, cache) = match shared.store.get(stream_id, &path) {
-        Some(found) => {
-            let cache = match found.freshness {
+        .map_or_else(
+            || "unknown".to_owned(),
+            |info| client_cohort(info.0.ip(), &request.headers, &shared.cfg.trusted_proxies),
+        );
+    let failure = |status: StatusCode, text: String| {
+        let body = serde_json::to_vec(&ErrorResponse { error: text }).unwrap_or_default();
+        (status, Bytes::from(body), "application/json", ERROR_CACHE)
+    };
+    let (status, body, content_type, cache) = match read(shared.store.get(stream_id, &path)).await {
+        Ok(Some((body, freshness))) => {
+            let cache = match freshness {
                 Freshness::Live => LIVE_PLAYLIST_CACHE,
                 Freshness::Final => FINAL_CACHE,
             };
-            (StatusCode::OK, found.body, path.ext.content_type(), cache)
+            (StatusCode::OK, body, path.ext.content_type(), cache)
         }
-        None => {
-            let message = ErrorResponse {
-                error: format!("no object `{path}` in stream `{stream_id}`"),
-            };
-            let body = serde_json::to_vec(&message).unwrap_or_default();
-            (
-                StatusCode::NOT_FOUND,
-                Bytes::from(body),
-                "application/json",
-                ERROR_CACHE,
+        Ok(None) => failure(
+            StatusCode::NOT_FOUND,
+            format!("no object `{path}` in stream `{stream_id}`"),
+        ),
+        Err(err) => {
+            warn!(stream_id, object = %path, error = %err, "cannot read a spilled segment");
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read `{path}` from the spill directory"),
             )
         }
     };
@@ -125,6 +129,19 @@ fn answer(shared: &Shared, request: &Request, received: Instant, received_ms: i6
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     cors(response)
+}
+
+/// A found object's bytes and freshness, read from the spill directory
+/// when it is there (the file stays while it is read).
+async fn read(found: Option<Found>) -> std::io::Result<Option<(Bytes, Freshness)>> {
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let body = match found.body {
+        FoundBody::Memory(bytes) => bytes,
+        FoundBody::Disk(file) => Bytes::from(tokio::fs::read(file.path()).await?),
+    };
+    Ok(Some((body, found.freshness)))
 }
 
 /// `OPTIONS /hls/...`: the CORS preflight of a player sending CMCD headers.

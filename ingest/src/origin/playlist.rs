@@ -30,6 +30,22 @@ pub(crate) struct Playlist {
     pub master: bool,
     /// A media playlist with `#EXT-X-ENDLIST`: the rendition is complete.
     pub ended: bool,
+    /// A media playlist's segments, in order.
+    pub segments: Vec<Listed>,
+}
+
+/// A segment a media playlist lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// Its URI as served.
+    pub uri: String,
+    /// Its `#EXTINF` duration, ms.
+    pub duration_ms: u64,
+    /// Where its `#EXTINF` line starts in the served body.
+    pub start: usize,
+    /// Where its URI line ends in the served body: the playlist cut here
+    /// lists it last.
+    pub end: usize,
 }
 
 /// Why a playlist is refused (422). The `Display` text is what the client sees.
@@ -87,6 +103,9 @@ pub(crate) fn parse(
     out.push_str("#EXTM3U\n");
     let (mut master_tags, mut media_tags, mut target, mut ended) = (false, false, false, false);
     let mut expect = Expect::Nothing;
+    let mut segments = Vec::new();
+    // Offset and duration of the `#EXTINF` awaiting its URI.
+    let mut extinf = None;
     for (index, line) in lines.enumerate() {
         let number = index + 2;
         let bad = |problem: String| PlaylistError::Line {
@@ -103,7 +122,9 @@ pub(crate) fn parse(
             if expect != Expect::Nothing && tag.starts_with("EXTINF:") {
                 return Err(bad("#EXTINF follows #EXTINF without a URI".into()));
             }
-            check_tag(trimmed, &mut expect, &mut ended).map_err(bad)?;
+            if let Some(duration_ms) = check_tag(trimmed, &mut expect, &mut ended).map_err(bad)? {
+                extinf = Some((out.len(), duration_ms));
+            }
             master_tags |= tag.starts_with("EXT-X-STREAM-INF:");
             media_tags |= tag.starts_with("EXTINF:") || tag.starts_with("EXT-X-TARGETDURATION:");
             target |= tag.starts_with("EXT-X-TARGETDURATION:");
@@ -115,8 +136,18 @@ pub(crate) fn parse(
                     trimmed.chars().take(64).collect::<String>()
                 )));
             }
+            let uri = rewrite_uri(trimmed, key, folder);
+            out.push_str(&uri);
+            if let Some((start, duration_ms)) = extinf.take().filter(|_| expect == Expect::Segment)
+            {
+                segments.push(Listed {
+                    uri,
+                    duration_ms,
+                    start,
+                    end: out.len() + 1,
+                });
+            }
             expect = Expect::Nothing;
-            out.push_str(&rewrite_uri(trimmed, key, folder));
         }
         out.push('\n');
     }
@@ -143,18 +174,22 @@ pub(crate) fn parse(
         body: Bytes::from(out),
         master: master_tags,
         ended: ended && !master_tags,
+        segments,
     })
 }
 
 /// Checks the values players parse; `expect` and `ended` follow the tags.
-fn check_tag(tag: &str, expect: &mut Expect, ended: &mut bool) -> Result<(), String> {
+/// Returns an `#EXTINF`'s duration, ms.
+fn check_tag(tag: &str, expect: &mut Expect, ended: &mut bool) -> Result<Option<u64>, String> {
     if let Some(rest) = tag.strip_prefix("#EXTINF:") {
         let duration = rest.split(',').next().unwrap_or_default().trim();
-        match duration.parse::<f64>() {
-            Ok(d) if d.is_finite() && d >= 0.0 => {}
+        let seconds = match duration.parse::<f64>() {
+            Ok(d) if d.is_finite() && d >= 0.0 => d,
             _ => return Err(format!("#EXTINF duration `{duration}` is not a number")),
-        }
+        };
         *expect = Expect::Segment;
+        // Saturates for absurd durations, which no health event accepts.
+        return Ok(Some((seconds * 1000.0).round() as u64));
     } else if let Some(rest) = tag.strip_prefix("#EXT-X-STREAM-INF:") {
         let bandwidth =
             attribute(rest, "BANDWIDTH").ok_or("#EXT-X-STREAM-INF has no BANDWIDTH attribute")?;
@@ -174,7 +209,7 @@ fn check_tag(tag: &str, expect: &mut Expect, ended: &mut bool) -> Result<(), Str
     } else if tag.starts_with("#EXT-X-MAP:") && attribute(tag, "URI").is_none() {
         return Err("#EXT-X-MAP has no URI attribute".into());
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The value of `NAME=value` or `NAME="value"` in an attribute list.
@@ -265,6 +300,50 @@ mod tests {
         let master = ok(MASTER, None);
         assert!(master.master && !master.ended);
         assert_eq!(master.body, MASTER.trim_end_matches('\n').to_owned() + "\n");
+    }
+
+    #[test]
+    fn media_playlists_list_their_segments_and_where_they_end() {
+        let media = ok(FMP4, Some("180p"));
+        let listed: Vec<_> = media
+            .segments
+            .iter()
+            .map(|s| (s.uri.as_str(), s.duration_ms, &FMP4[s.start..s.end]))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("seg00002.m4s", 1000, "#EXTINF:1.000000,\nseg00002.m4s\n"),
+                ("seg00003.m4s", 1000, "#EXTINF:1.000000,\nseg00003.m4s\n"),
+            ]
+        );
+        assert!(ok(MASTER, None).segments.is_empty());
+        // Offsets are in the served body: after the rewrite, without CRs.
+        let raw = format!(
+            "#EXTM3U\r\n#EXT-X-TARGETDURATION:2\r\n#EXTINF:1.5,\r\nhttp://o/live/{KEY}/a.ts\r\n#EXTINF:0.0334,\r\nb.ts\r\n#EXT-X-ENDLIST\r\n"
+        );
+        let served = ok(&raw, None);
+        let body = std::str::from_utf8(&served.body).unwrap();
+        let ends: Vec<_> = served
+            .segments
+            .iter()
+            .map(|s| (s.uri.as_str(), s.duration_ms, &body[..s.end]))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (
+                    "a.ts",
+                    1500,
+                    "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.5,\na.ts\n"
+                ),
+                (
+                    "b.ts",
+                    33,
+                    "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.5,\na.ts\n#EXTINF:0.0334,\nb.ts\n"
+                ),
+            ]
+        );
     }
 
     #[test]

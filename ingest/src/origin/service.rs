@@ -14,21 +14,21 @@ use axum::routing::{get, put};
 use bytes::Bytes;
 use futures::future::OptionFuture;
 use livepulse_connectors::kafka::KafkaConfig;
-use livepulse_contract::Kind;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::FutureProducer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::health::SegmentHealth;
 use super::keys::{Identity, StreamKeys};
 use super::metrics::{STREAMS_ENDED, STREAMS_STARTED, UPLOAD_BYTES};
 use super::path::ObjectPath;
-use super::playlist::Playlist;
-use super::sink::{self, Batching, Receivers, Sink, StreamEvent};
-use super::store::{Lifecycle, Store, StoreError, StoreLimits};
+use super::sink::{self, Batching, Change, Receivers, Sink, StreamEvent};
+use super::spill::Spill;
+use super::store::{Content, Lifecycle, Store, StoreError, StoreLimits};
 use super::{OriginConfig, OriginError, admin, ingest, metrics, playback, rtmp, server};
 use crate::broker_probe;
 
@@ -67,7 +67,7 @@ impl Shared {
         identity: &Identity,
         path: &ObjectPath,
         body: Bytes,
-        playlist: Option<&Playlist>,
+        content: Content<'_>,
     ) -> Result<bool, PublishError> {
         if self.keys.resolve(key).as_ref() != Some(identity) {
             return Err(PublishError::Revoked);
@@ -75,29 +75,56 @@ impl Shared {
         let size = body.len() as u64;
         let stored = self
             .store
-            .put(identity, path, body, playlist, Instant::now())?;
+            .put(identity, path, body, content, Instant::now())?;
         counter!(UPLOAD_BYTES).increment(size);
-        self.announce(stored.lifecycle);
+        // A session's health events go between its start and its end.
+        let (ended, started): (Vec<_>, Vec<_>) = stored
+            .lifecycle
+            .into_iter()
+            .partition(|change| matches!(change, Lifecycle::Ended(..)));
+        self.announce(started);
+        for health in stored.health {
+            self.report(identity, health);
+        }
+        self.announce(ended);
         Ok(stored.replaced)
     }
 
     /// Logs, counts and produces stream lifecycle changes.
     pub(crate) fn announce(&self, changes: impl IntoIterator<Item = Lifecycle>) {
         for change in changes {
-            let (identity, kind) = match change {
+            let (identity, change) = match change {
                 Lifecycle::Started(identity) => {
                     info!(stream_id = %identity.stream_id, creator_id = %identity.creator_id, "stream started");
                     counter!(STREAMS_STARTED).increment(1);
-                    (identity, Kind::Start)
+                    (identity, Change::Start)
                 }
                 Lifecycle::Ended(identity, reason) => {
                     info!(stream_id = %identity.stream_id, reason = reason.as_str(), "stream ended");
                     counter!(STREAMS_ENDED, "reason" => reason.as_str()).increment(1);
-                    (identity, Kind::End)
+                    (identity, Change::End)
                 }
             };
-            self.sink.announce(StreamEvent { identity, kind });
+            self.sink.announce(StreamEvent { identity, change });
         }
+    }
+
+    /// Produces a segment's ingest health, through the same path as the
+    /// lifecycle events.
+    pub(crate) fn report(&self, identity: &Identity, health: SegmentHealth) {
+        debug!(
+            stream_id = %identity.stream_id,
+            rendition = health.rendition.as_deref().unwrap_or(""),
+            segment_ms = health.segment_ms,
+            bitrate_kbps = health.bitrate_kbps,
+            frame_rate = health.frame_rate,
+            keyframe_interval_ms = health.keyframe_interval_ms,
+            "segment health"
+        );
+        self.sink.announce(StreamEvent {
+            identity: identity.clone(),
+            change: Change::Health(health),
+        });
     }
 }
 
@@ -135,8 +162,9 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Validates both configs and creates the producer. The broker need not
-    /// be reachable: the origin serves without it and counts what it drops.
+    /// Validates both configs, loads the keys file, prepares the spill
+    /// directory and creates the producer. The broker need not be
+    /// reachable: the origin serves without it and counts what it drops.
     pub fn new(cfg: OriginConfig, kafka: &KafkaConfig) -> Result<Self, OriginError> {
         cfg.validate()?;
         kafka.validate()?;
@@ -146,15 +174,26 @@ impl Origin {
         )?);
         let metrics = metrics::handle()?;
         let (sink, receivers) = sink::channel(cfg.access_buffer_requests);
-        let store = Store::new(StoreLimits {
+        let keys = StreamKeys::new(&cfg.streams, cfg.keys_file.clone())?;
+        let spill = match &cfg.spill_dir {
+            Some(dir) => Some(Spill::open(dir, cfg.spill_max_bytes).map_err(|source| {
+                OriginError::Spill {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let limits = StoreLimits {
             max_segments_per_rendition: cfg.max_segments_per_rendition,
             max_memory_bytes: cfg.max_memory_bytes,
             idle_timeout: Duration::from_millis(cfg.stream_idle_timeout_ms),
             retention: Duration::from_millis(cfg.ended_retention_ms),
-        });
+        };
+        let store = Store::new(limits, spill);
         Ok(Self {
             shared: Arc::new(Shared {
-                keys: StreamKeys::new(&cfg.streams),
+                keys,
                 cfg,
                 store,
                 sink,
@@ -244,6 +283,8 @@ impl Origin {
         }
         sweeper.abort();
         shared.announce(shared.store.end_all(Instant::now()));
+        // Nothing is served any more: free the memory and the spill files.
+        shared.store.clear();
         // The receiver only goes away if the task already ended.
         let _ = stop.send(());
         if let Err(err) = producing.await {

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use super::health::SegmentHealth;
 use super::keys::Identity;
 use super::metrics::{ACCESS_DROPPED, ACCESS_PRODUCED, LIFECYCLE_DROPPED};
 
@@ -27,13 +28,34 @@ const FLUSH_AT_REQUESTS: usize = 5_000;
 /// librdkafka's own queue, KiB: bounds the memory held while the broker is away.
 const PRODUCER_QUEUE_KIB: &str = "65536";
 
-/// A stream lifecycle event to produce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stream event to produce: a lifecycle change or a segment's health.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamEvent {
     /// The stream.
     pub identity: Identity,
-    /// `Start` or `End`.
-    pub kind: Kind,
+    /// What happened.
+    pub change: Change,
+}
+
+/// What a stream event says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Change {
+    /// `stream`/`start`.
+    Start,
+    /// `stream`/`end`.
+    End,
+    /// `stream`/`health` of one segment of one rendition.
+    Health(SegmentHealth),
+}
+
+impl Change {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Start => Kind::Start,
+            Self::End => Kind::End,
+            Self::Health(_) => Kind::Health,
+        }
+    }
 }
 
 /// The handle requests use; cheap to clone.
@@ -115,7 +137,8 @@ impl Sink {
         }
     }
 
-    /// Queues a lifecycle event (lifecycle events are few: never dropped here).
+    /// Queues a stream event. Never dropped here: they are few (a start
+    /// and an end per session, a health event per segment and rendition).
     pub(crate) fn announce(&self, event: StreamEvent) {
         if self.events.send(event).is_err() {
             counter!(LIFECYCLE_DROPPED, "event" => "stopped").increment(1);
@@ -255,17 +278,28 @@ fn flush(producer: &FutureProducer, pending: &mut Vec<PlaybackRequest>, max_byte
     });
 }
 
-/// The contract event of a lifecycle change.
+/// The contract event of a stream event.
 pub(crate) fn stream_event(event: &StreamEvent, ts: i64) -> Event<'static> {
-    Event {
+    let mut built = Event {
         event_id: Cow::Owned(Uuid::new_v4().to_string()),
         ts,
         stream_id: Cow::Owned(event.identity.stream_id.to_string()),
         family: Some(Family::Stream),
-        event: Some(event.kind),
+        event: Some(event.change.kind()),
         creator_id: Some(Cow::Owned(event.identity.creator_id.to_string())),
         ..Event::default()
+    };
+    if let Change::Health(health) = &event.change {
+        built.rendition = health
+            .rendition
+            .as_deref()
+            .map(|r| Cow::Owned(r.to_owned()));
+        built.segment_ms = Some(health.segment_ms);
+        built.bitrate_kbps = Some(health.bitrate_kbps);
+        built.frame_rate = health.frame_rate;
+        built.keyframe_interval_ms = health.keyframe_interval_ms;
     }
+    built
 }
 
 fn produce_event(producer: &FutureProducer, event: &StreamEvent) {
@@ -275,7 +309,7 @@ fn produce_event(producer: &FutureProducer, event: &StreamEvent) {
         received_ms: ts,
         events: vec![stream_event(event, ts)],
     };
-    let label = event.kind.as_str();
+    let label = event.change.kind().as_str();
     let Ok(payload) = serde_json::to_vec(&batch) else {
         counter!(LIFECYCLE_DROPPED, "event" => label).increment(1);
         return;
@@ -360,19 +394,50 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_events_pass_the_contract() {
-        for kind in [Kind::Start, Kind::End] {
+    fn stream_events_pass_the_contract() {
+        let health = SegmentHealth {
+            rendition: Some("720p".into()),
+            segment_ms: 1001,
+            bitrate_kbps: 2900,
+            frame_rate: Some(29.97),
+            keyframe_interval_ms: Some(1001),
+        };
+        let audio = SegmentHealth {
+            rendition: None,
+            frame_rate: None,
+            keyframe_interval_ms: None,
+            ..health.clone()
+        };
+        for change in [
+            Change::Start,
+            Change::End,
+            Change::Health(health),
+            Change::Health(audio),
+        ] {
             let event = StreamEvent {
                 identity: Identity {
                     stream_id: "s1".into(),
                     creator_id: "c1".into(),
                 },
-                kind,
+                change: change.clone(),
             };
             let now = now_ms();
             let built = stream_event(&event, now);
-            assert_eq!(built.validate(now, &Limits::default()), Ok(()));
+            assert_eq!(
+                built.validate(now, &Limits::default()),
+                Ok(()),
+                "{change:?}"
+            );
             assert_eq!(built.creator_id.as_deref(), Some("c1"));
+            assert_eq!(built.event, Some(change.kind()));
+            if let Change::Health(h) = &change {
+                assert_eq!(built.rendition.as_deref(), h.rendition.as_deref());
+                assert_eq!(
+                    (built.segment_ms, built.bitrate_kbps, built.frame_rate),
+                    (Some(h.segment_ms), Some(h.bitrate_kbps), h.frame_rate)
+                );
+                assert_eq!(built.keyframe_interval_ms, h.keyframe_interval_ms);
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use livepulse_connectors::kafka::{KafkaConfig, group_consumer};
 use livepulse_contract::playback::{PlaybackBatch, PlaybackRequest};
-use livepulse_contract::{EventBatch, topics};
+use livepulse_contract::{EventBatch, Kind, Limits, topics};
 use livepulse_ingest::origin::{Origin, OriginConfig, OriginError, StreamKey};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -315,8 +315,8 @@ pub async fn playback_requests(
     (decode(&records), raw)
 }
 
-/// `(stream_id, event, creator_id)` of the stream topic's events until
-/// `done` holds.
+/// `(stream_id, event, creator_id)` of the stream topic's lifecycle
+/// events (`start`, `end`) until `done` holds.
 pub async fn stream_events(
     kafka: &KafkaConfig,
     done: impl Fn(&[(String, String, String)]) -> bool,
@@ -329,6 +329,7 @@ pub async fn stream_events(
                 batch
                     .events
                     .iter()
+                    .filter(|e| e.event != Some(Kind::Health))
                     .map(|e| {
                         assert_eq!(&*e.stream_id, key);
                         let event = e.event.map(|k| k.as_str()).unwrap_or_default();
@@ -341,6 +342,89 @@ pub async fn stream_events(
     };
     let records = read_topic(kafka, topics::STREAM_EVENTS, |r| done(&decode(r))).await;
     decode(&records)
+}
+
+/// A `stream`/`health` event as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub rendition: Option<String>,
+    pub segment_ms: u32,
+    pub bitrate_kbps: u32,
+    pub frame_rate: Option<f64>,
+    pub keyframe_interval_ms: Option<u32>,
+}
+
+/// [`STREAM`]'s health events, in the order produced, until `done` holds;
+/// each one passed the contract's validation.
+pub async fn health_events(kafka: &KafkaConfig, done: impl Fn(&[Health]) -> bool) -> Vec<Health> {
+    let decode = |records: &[(String, Vec<u8>)]| -> Vec<Health> {
+        records
+            .iter()
+            .flat_map(|(_, value)| {
+                let batch: EventBatch = serde_json::from_slice(value).unwrap();
+                batch
+                    .events
+                    .iter()
+                    .filter(|e| e.event == Some(Kind::Health))
+                    .map(|e| {
+                        assert_eq!(&*e.stream_id, STREAM);
+                        assert_eq!(e.creator_id.as_deref(), Some(CREATOR));
+                        let valid = e.validate(batch.received_ms, &Limits::default());
+                        assert_eq!(valid, Ok(()), "{e:?}");
+                        Health {
+                            rendition: e.rendition.as_deref().map(str::to_owned),
+                            segment_ms: e.segment_ms.unwrap(),
+                            bitrate_kbps: e.bitrate_kbps.unwrap(),
+                            frame_rate: e.frame_rate,
+                            keyframe_interval_ms: e.keyframe_interval_ms,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let records = read_topic(kafka, topics::STREAM_EVENTS, |r| done(&decode(r))).await;
+    decode(&records)
+}
+
+/// The `#EXTINF` durations of a media playlist, ms, and how many segments
+/// the stream had in all (its media sequence plus those listed).
+pub fn extinf_ms(playlist: &str) -> (Vec<u64>, usize) {
+    let mut first = 0;
+    let mut listed = Vec::new();
+    for line in playlist.lines() {
+        if let Some(n) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            first = n.trim().parse().unwrap();
+        } else if let Some(info) = line.strip_prefix("#EXTINF:") {
+            let seconds: f64 = info.split(',').next().unwrap().parse().unwrap();
+            listed.push((seconds * 1000.0).round() as u64);
+        }
+    }
+    let total = first + listed.len();
+    (listed, total)
+}
+
+/// Checks a rendition's health events against what the encoder was told
+/// ([`ENCODE`]: 30 fps, a keyframe a second) and against its final
+/// playlist: one event per segment, in order, the last ones with the
+/// playlist's `#EXTINF`s, and a bit rate in `kbps`.
+pub fn check_health(events: &[&Health], playlist: &str, kbps: std::ops::RangeInclusive<u32>) {
+    let (listed, total) = extinf_ms(playlist);
+    assert_eq!(events.len(), total, "one per segment: {events:?}");
+    let tail: Vec<u64> = events[total - listed.len()..]
+        .iter()
+        .map(|h| u64::from(h.segment_ms))
+        .collect();
+    assert_eq!(tail, listed, "segment_ms is the EXTINF: {playlist}");
+    // The last segment may be cut short by the end of the stream.
+    for health in &events[..total - 1] {
+        let fps = health.frame_rate.unwrap();
+        assert!((fps - 30.0).abs() <= 0.5, "{health:?}");
+        let gop = health.keyframe_interval_ms.unwrap();
+        assert!(gop.abs_diff(1000) <= 50, "{health:?}");
+        assert!(kbps.contains(&health.bitrate_kbps), "{health:?}");
+    }
+    assert!(events[total - 1].frame_rate.is_some());
 }
 
 /// `(stream_id, "start" | "end", creator)`.

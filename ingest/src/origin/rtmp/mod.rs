@@ -11,7 +11,7 @@ mod flv;
 mod publisher;
 mod segmenter;
 mod session;
-mod ts;
+pub(crate) mod ts;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};

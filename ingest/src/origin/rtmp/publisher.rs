@@ -8,7 +8,6 @@ use bytes::Bytes;
 use metrics::counter;
 use rml_rtmp::sessions::StreamMetadata;
 use thiserror::Error;
-use tracing::debug;
 
 use super::Claim;
 use super::flv::{self, AacConfig, Audio, AvcConfig, FlvError, Video};
@@ -17,12 +16,13 @@ use super::segmenter::{
     SegmenterConfig, Track, Variant,
 };
 use super::ts::Tracks;
+use crate::origin::health::{Measured, SegmentHealth, VideoCount};
 use crate::origin::keys::Identity;
 use crate::origin::metrics::RTMP_SEGMENTS;
 use crate::origin::path::{Extension, ObjectPath};
-use crate::origin::playlist::Playlist;
+use crate::origin::playlist::{self, PlaylistError};
 use crate::origin::service::{PublishError, Shared};
-use crate::origin::store::StoreError;
+use crate::origin::store::{Content, StoreError};
 
 /// Most segments a media playlist lists: a few target durations, as
 /// players start that far behind the live edge.
@@ -43,6 +43,9 @@ pub(super) enum MediaError {
     /// The store refused an object.
     #[error("cannot store: {0}")]
     Store(StoreError),
+    /// A playlist the segmenter wrote does not pass the origin's checks.
+    #[error("remuxed playlist refused: {0}")]
+    Playlist(PlaylistError),
 }
 
 impl From<PublishError> for MediaError {
@@ -67,8 +70,6 @@ pub(super) struct Publisher {
     segmenter: Segmenter,
     /// The master playlist as last stored.
     master: String,
-    /// Message bytes received since the last segment closed.
-    received: u64,
 }
 
 impl Publisher {
@@ -95,7 +96,6 @@ impl Publisher {
             resolution: None,
             segmenter,
             master: String::new(),
-            received: 0,
         }
     }
 
@@ -113,7 +113,6 @@ impl Publisher {
 
     /// A video message at `timestamp_ms` (decode time).
     pub(super) fn video(&mut self, data: Bytes, timestamp_ms: u32) -> Result<(), MediaError> {
-        self.received += data.len() as u64;
         match flv::parse_video(data)? {
             Video::Config(config) => self.avc = Some(config),
             Video::Frame {
@@ -142,7 +141,6 @@ impl Publisher {
 
     /// An audio message at `timestamp_ms`.
     pub(super) fn audio(&mut self, data: Bytes, timestamp_ms: u32) -> Result<(), MediaError> {
-        self.received += data.len() as u64;
         match flv::parse_audio(data)? {
             Audio::Config(config) => self.aac = Some(config),
             Audio::Frame(frame) => {
@@ -188,29 +186,32 @@ impl Publisher {
     /// master playlist when it changed: a player never finds a name it
     /// cannot fetch.
     fn store(&mut self, segment: Segment, ended: bool) -> Result<(), MediaError> {
-        self.log_health(&segment);
-        self.received = 0;
         counter!(RTMP_SEGMENTS).increment(1);
+        let health = health(&segment);
         self.put(
             Some(RENDITION),
             &segment.name,
             Extension::Ts,
             segment.body,
-            None,
+            Content::Segment(None),
         )?;
-        let media = self.segmenter.media_playlist(ended);
-        let media = Playlist {
-            body: Bytes::from(media),
-            master: false,
-            ended,
-        };
+        if let Some(health) = health {
+            self.shared.report(&self.identity, health);
+        }
+        // Written by the segmenter, so it passes the checks.
+        let media = playlist::parse(
+            self.segmenter.media_playlist(ended).as_bytes(),
+            &self.key,
+            Some(RENDITION),
+        )
+        .map_err(MediaError::Playlist)?;
         let body = media.body.clone();
         self.put(
             Some(RENDITION),
             MEDIA_PLAYLIST,
             Extension::M3u8,
             body,
-            Some(&media),
+            Content::Playlist(&media),
         )?;
         let codecs = [
             self.avc.as_ref().map(AvcConfig::codec),
@@ -222,18 +223,15 @@ impl Publisher {
             resolution: self.resolution,
         });
         if master != self.master {
-            let playlist = Playlist {
-                body: Bytes::from(master.clone()),
-                master: true,
-                ended: false,
-            };
-            let body = playlist.body.clone();
+            let parsed = playlist::parse(master.as_bytes(), &self.key, None)
+                .map_err(MediaError::Playlist)?;
+            let body = parsed.body.clone();
             self.put(
                 None,
                 MASTER_PLAYLIST,
                 Extension::M3u8,
                 body,
-                Some(&playlist),
+                Content::Playlist(&parsed),
             )?;
             self.master = master;
         }
@@ -247,7 +245,7 @@ impl Publisher {
         name: &str,
         ext: Extension,
         body: Bytes,
-        playlist: Option<&Playlist>,
+        content: Content<'_>,
     ) -> Result<(), MediaError> {
         let path = ObjectPath {
             rendition: rendition.map(str::to_owned),
@@ -255,22 +253,20 @@ impl Publisher {
             ext,
         };
         self.shared
-            .publish(&self.key, &self.identity, &path, body, playlist)?;
+            .publish(&self.key, &self.identity, &path, body, content)?;
         Ok(())
     }
+}
 
-    /// Ingest health: what the encoder sends, measured per segment.
-    fn log_health(&self, segment: &Segment) {
-        let seconds = segment.duration_ms.max(1) as f64 / 1000.0;
-        debug!(
-            stream_id = %self.identity.stream_id,
-            segment = %segment.name,
-            duration_s = seconds,
-            input_kbps = (self.received * 8) as f64 / seconds / 1000.0,
-            frame_rate = f64::from(segment.video_frames) / seconds,
-            keyframe_interval_s = seconds / f64::from(segment.keyframes.max(1)),
-            bytes = segment.body.len(),
-            "RTMP segment stored"
-        );
-    }
+/// Ingest health from the segmenter's counts: what the encoder sent (its
+/// audio and video frames) over the segment's media time.
+fn health(segment: &Segment) -> Option<SegmentHealth> {
+    let measured = Measured {
+        bytes: segment.media_bytes,
+        video: (segment.video_frames > 0).then_some(VideoCount {
+            frames: segment.video_frames,
+            keyframes: segment.keyframes,
+        }),
+    };
+    SegmentHealth::of(Some(RENDITION.into()), segment.duration_ms, measured)
 }

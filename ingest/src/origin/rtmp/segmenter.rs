@@ -66,6 +66,8 @@ pub(crate) struct Segment {
     pub video_frames: u32,
     /// Video keyframes in it.
     pub keyframes: u32,
+    /// Bytes of the audio and video frames the encoder sent for it.
+    pub media_bytes: u64,
 }
 
 /// How segments are cut and listed.
@@ -94,6 +96,7 @@ struct Open {
     body: Vec<u8>,
     video_frames: u32,
     keyframes: u32,
+    media_bytes: u64,
 }
 
 /// A listed segment.
@@ -166,12 +169,14 @@ impl Segmenter {
                 body,
                 video_frames: 0,
                 keyframes: 0,
+                media_bytes: 0,
             });
             self.next_sequence += 1;
         }
         let Some(open) = self.open.as_mut() else {
             return Ok(closed);
         };
+        open.media_bytes += frame.data.len() as u64;
         let (pts, dts) = (frame.pts_ms * 90, frame.dts_ms * 90);
         match frame.track {
             Track::Video => {
@@ -222,6 +227,7 @@ impl Segmenter {
             duration_ms,
             video_frames: open.video_frames,
             keyframes: open.keyframes,
+            media_bytes: open.media_bytes,
         })
     }
 
@@ -360,6 +366,8 @@ mod tests {
         let segment = seg.finish().unwrap();
         assert_eq!(segment.name, "s1_00000.ts");
         assert_eq!((segment.video_frames, segment.keyframes), (1, 1));
+        // One access unit and one ADTS frame.
+        assert_eq!(segment.media_bytes, 6 + 9);
         // PAT, PMT, one video and one audio packet.
         assert_eq!(segment.body.len(), 4 * PACKET_SIZE);
         assert_eq!(segment.body[0], 0x47);
