@@ -1,12 +1,17 @@
 //! The event schema and [`EventColumns`], which builds batches of it from
 //! [`Event`]s.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, UInt32Array,
+};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 use super::col;
@@ -233,11 +238,182 @@ impl EventColumns {
     }
 }
 
+/// The events of a batch in [`event_schema`] (as [`EventColumns`] built
+/// it, or a columnar record held), each with its receive time: the reverse
+/// of [`EventColumns::push`], for tools and tests that read records back.
+pub fn events_of(batch: &RecordBatch) -> Result<Vec<(i64, Event<'static>)>, ArrowError> {
+    let c = Reader(batch);
+    let (ts, received) = (c.int64(col::TS)?, c.int64(col::RECEIVED_MS)?);
+    let [ids, streams, families, kinds] =
+        [col::EVENT_ID, col::STREAM_ID, col::EVENT_TYPE, col::EVENT].map(|n| c.required_text(n));
+    let (ids, streams, families, kinds) = (ids?, streams?, families?, kinds?);
+    let [
+        session,
+        viewer,
+        device,
+        player,
+        cdn,
+        region,
+        rendition,
+        code,
+        chat,
+        gift,
+        creator,
+    ] = [
+        "session_id",
+        "viewer_id",
+        "device",
+        "player",
+        "cdn",
+        "region",
+        "rendition",
+        "code",
+        "text",
+        "gift_id",
+        "creator_id",
+    ]
+    .map(|n| c.text(n));
+    let (session, viewer, device, player, cdn) = (session?, viewer?, device?, player?, cdn?);
+    let (region, rendition, code, chat, gift, creator) =
+        (region?, rendition?, code?, chat?, gift?, creator?);
+    let (title, category) = (c.text("title")?, c.text("category")?);
+    let [
+        startup,
+        bitrate,
+        buffer,
+        dropped,
+        played,
+        stall,
+        count,
+        previous,
+        latency,
+        upscale,
+    ] = [
+        "startup_ms",
+        "bitrate_kbps",
+        "buffer_ms",
+        "dropped_frames",
+        "played_ms",
+        "stall_ms",
+        "count",
+        "previous_bitrate_kbps",
+        "latency_ms",
+        "upscale_pct",
+    ]
+    .map(|n| c.uint32(n));
+    let (startup, bitrate, buffer, dropped, played) =
+        (startup?, bitrate?, buffer?, dropped?, played?);
+    let (stall, count, previous, latency, upscale) =
+        (stall?, count?, previous?, latency?, upscale?);
+    let (segment, keyframes) = (c.uint32("segment_ms")?, c.uint32("keyframe_interval_ms")?);
+    let fatal = c.boolean("fatal")?;
+    let value = c.column("value_cents", |a| {
+        a.as_primitive_opt::<UInt64Type>().cloned()
+    })?;
+    let frame_rate = c.column("frame_rate", |a| {
+        a.as_primitive_opt::<Float64Type>().cloned()
+    })?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let owned = |v: &Option<StringArray>| {
+            v.as_ref()
+                .filter(|a| a.is_valid(i))
+                .map(|a| Cow::Owned(a.value(i).to_owned()))
+        };
+        let number =
+            |v: &Option<UInt32Array>| v.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
+        let event = Event {
+            schema_version: None,
+            event_id: Cow::Owned(ids.value(i).to_owned()),
+            ts: ts.value(i),
+            stream_id: Cow::Owned(streams.value(i).to_owned()),
+            family: Some(parse("type", families.value(i))?),
+            event: Some(parse("event", kinds.value(i))?),
+            session_id: owned(&session),
+            viewer_id: owned(&viewer),
+            device: owned(&device),
+            player: owned(&player),
+            cdn: owned(&cdn),
+            region: owned(&region),
+            startup_ms: number(&startup),
+            bitrate_kbps: number(&bitrate),
+            previous_bitrate_kbps: number(&previous),
+            buffer_ms: number(&buffer),
+            rendition: owned(&rendition),
+            dropped_frames: number(&dropped),
+            played_ms: number(&played),
+            stall_ms: number(&stall),
+            latency_ms: number(&latency),
+            upscale_pct: number(&upscale),
+            code: owned(&code),
+            fatal: fatal.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+            text: owned(&chat),
+            gift_id: owned(&gift),
+            count: number(&count),
+            value_cents: value.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+            creator_id: owned(&creator),
+            title: owned(&title),
+            category: owned(&category),
+            segment_ms: number(&segment),
+            frame_rate: frame_rate
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i)),
+            keyframe_interval_ms: number(&keyframes),
+        };
+        out.push((received.value(i), event));
+    }
+    Ok(out)
+}
+
+/// A wire name (`"player"`, `"heartbeat"`) as its enum.
+fn parse<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> Result<T, ArrowError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| ArrowError::InvalidArgumentError(format!("unknown {what} `{name}`")))
+}
+
+/// Typed columns of an event batch by name; absent columns read as null.
+struct Reader<'a>(&'a RecordBatch);
+
+impl Reader<'_> {
+    fn column<T>(
+        &self,
+        name: &str,
+        cast: impl Fn(&ArrayRef) -> Option<T>,
+    ) -> Result<Option<T>, ArrowError> {
+        match self.0.column_by_name(name) {
+            None => Ok(None),
+            Some(a) => cast(a).map(Some).ok_or_else(|| {
+                ArrowError::SchemaError(format!("column `{name}` has type {}", a.data_type()))
+            }),
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<Option<StringArray>, ArrowError> {
+        self.column(name, |a| a.as_string_opt::<i32>().cloned())
+    }
+
+    fn required_text(&self, name: &str) -> Result<StringArray, ArrowError> {
+        self.text(name)?
+            .ok_or_else(|| ArrowError::SchemaError(format!("column `{name}` is missing")))
+    }
+
+    fn uint32(&self, name: &str) -> Result<Option<UInt32Array>, ArrowError> {
+        self.column(name, |a| a.as_primitive_opt::<UInt32Type>().cloned())
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<BooleanArray>, ArrowError> {
+        self.column(name, |a| a.as_boolean_opt().cloned())
+    }
+
+    fn int64(&self, name: &str) -> Result<Int64Array, ArrowError> {
+        self.column(name, |a| a.as_primitive_opt::<Int64Type>().cloned())?
+            .ok_or_else(|| ArrowError::SchemaError(format!("column `{name}` is missing")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, UInt32Type};
-
     use super::*;
 
     #[test]

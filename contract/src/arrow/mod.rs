@@ -10,8 +10,8 @@
 pub mod events;
 pub mod requests;
 
-pub use events::{EventColumns, event_schema};
-pub use requests::{RequestColumns, request_schema};
+pub use events::{EventColumns, event_schema, events_of};
+pub use requests::{RequestColumns, request_schema, requests_of};
 
 /// Column names the runtime relies on, for code that builds or reads batches.
 pub mod col {

@@ -12,7 +12,9 @@ use std::sync::{Arc, LazyLock};
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 use super::col;
@@ -127,11 +129,18 @@ pub struct RequestColumns {
     bsa: UInt64Builder,
     bsd: UInt64Builder,
     rows: usize,
+    text_bytes: usize,
 }
 
 impl RequestColumns {
     /// Appends one request.
     pub fn push(&mut self, r: &PlaybackRequest) {
+        self.text_bytes += r.request_id.len()
+            + r.stream_id.len()
+            + r.object.len()
+            + r.client_cohort.len()
+            + r.rendition.as_ref().map_or(0, String::len)
+            + r.cmcd.as_ref().map_or(0, cmcd_text_bytes);
         self.event_id.append_value(&r.request_id);
         self.ts.append_value(r.received_ms);
         self.stream_id.append_value(&r.stream_id);
@@ -195,9 +204,17 @@ impl RequestColumns {
         self.rows == 0
     }
 
+    /// The Arrow bytes the rows appended so far take, about: their text plus
+    /// each row's fixed-width values and offsets.
+    pub fn size_estimate(&self) -> usize {
+        const FIXED_ROW_BYTES: usize = 17 * 4 + 3 * 8 + 21 * 8 + 8;
+        self.text_bytes + self.rows * FIXED_ROW_BYTES
+    }
+
     /// The rows appended so far, as one batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
+        self.text_bytes = 0;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.event_id.finish()),
             Arc::new(self.ts.finish()),
@@ -245,11 +262,208 @@ impl RequestColumns {
     }
 }
 
+/// Text bytes of a request's CMCD.
+fn cmcd_text_bytes(c: &Cmcd) -> usize {
+    [
+        &c.object_type,
+        &c.next_object_request,
+        &c.next_range_request,
+        &c.content_id,
+        &c.streaming_format,
+        &c.session_id,
+        &c.stream_type,
+        &c.player_state,
+        &c.cdn,
+    ]
+    .iter()
+    .map(|v| v.as_ref().map_or(0, String::len))
+    .sum::<usize>()
+        + c.error_codes
+            .as_ref()
+            .map_or(0, |codes| codes.iter().map(|e| e.len() + 1).sum())
+}
+
+/// The requests of a batch in [`request_schema`]: the reverse of
+/// [`RequestColumns::push`], for tools and tests that read records back. A
+/// request whose CMCD columns are all null reads with `cmcd: None`.
+pub fn requests_of(batch: &RecordBatch) -> Result<Vec<PlaybackRequest>, ArrowError> {
+    let missing =
+        |name: &str| ArrowError::SchemaError(format!("column `{name}` is missing or mistyped"));
+    let text = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|a| a.as_string_opt::<i32>())
+            .ok_or_else(|| missing(name))
+    };
+    let uint64 = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|a| a.as_primitive_opt::<UInt64Type>())
+            .ok_or_else(|| missing(name))
+    };
+    let flag = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|a| a.as_boolean_opt())
+            .ok_or_else(|| missing(name))
+    };
+    let (ids, streams, kinds) = (
+        text(col::EVENT_ID)?,
+        text(col::STREAM_ID)?,
+        text(col::EVENT)?,
+    );
+    let ts = batch
+        .column_by_name(col::TS)
+        .and_then(|a| a.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| missing(col::TS))?;
+    let status = batch
+        .column_by_name("status")
+        .and_then(|a| a.as_primitive_opt::<UInt32Type>())
+        .ok_or_else(|| missing("status"))?;
+    let pr = batch
+        .column_by_name("cmcd_pr")
+        .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        .ok_or_else(|| missing("cmcd_pr"))?;
+    let [
+        session,
+        rendition,
+        cdn,
+        object,
+        cohort,
+        ot,
+        nor,
+        nrr,
+        cid,
+        sf,
+        st,
+        sta,
+        ec,
+    ] = [
+        "session_id",
+        "rendition",
+        "cdn",
+        "object",
+        "client_cohort",
+        "cmcd_ot",
+        "cmcd_nor",
+        "cmcd_nrr",
+        "cmcd_cid",
+        "cmcd_sf",
+        "cmcd_st",
+        "cmcd_sta",
+        "cmcd_ec",
+    ]
+    .map(text);
+    let [
+        bytes,
+        ttfb,
+        ttlb,
+        br,
+        d,
+        tb,
+        bl,
+        dl,
+        mtp,
+        v,
+        rtp,
+        ltc,
+        pt,
+        sn,
+        dfa,
+        msd,
+        bsa,
+        bsd,
+    ] = [
+        "bytes_sent",
+        "ttfb_us",
+        "ttlb_us",
+        "cmcd_br",
+        "cmcd_d",
+        "cmcd_tb",
+        "cmcd_bl",
+        "cmcd_dl",
+        "cmcd_mtp",
+        "cmcd_v",
+        "cmcd_rtp",
+        "cmcd_ltc",
+        "cmcd_pt",
+        "cmcd_sn",
+        "cmcd_dfa",
+        "cmcd_msd",
+        "cmcd_bsa",
+        "cmcd_bsd",
+    ]
+    .map(uint64);
+    let [complete, su, bs] = ["complete", "cmcd_su", "cmcd_bs"].map(flag);
+    let (session, rendition, cdn, object, cohort) = (session?, rendition?, cdn?, object?, cohort?);
+    let (ot, nor, nrr, cid, sf, st, sta, ec) = (ot?, nor?, nrr?, cid?, sf?, st?, sta?, ec?);
+    let (bytes, ttfb, ttlb, br, d, tb, bl, dl, mtp) =
+        (bytes?, ttfb?, ttlb?, br?, d?, tb?, bl?, dl?, mtp?);
+    let (v, rtp, ltc, pt, sn, dfa, msd, bsa, bsd) =
+        (v?, rtp?, ltc?, pt?, sn?, dfa?, msd?, bsa?, bsd?);
+    let (complete, su, bs) = (complete?, su?, bs?);
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let s = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_owned());
+        let n = |a: &UInt64Array| a.is_valid(i).then(|| a.value(i));
+        let b = |a: &BooleanArray| a.is_valid(i).then(|| a.value(i));
+        let object_kind = serde_json::from_value(serde_json::Value::String(
+            kinds.value(i).to_owned(),
+        ))
+        .map_err(|_| {
+            ArrowError::InvalidArgumentError(format!("unknown object kind `{}`", kinds.value(i)))
+        })?;
+        let cmcd = Cmcd {
+            encoded_bitrate_kbps: n(br),
+            object_duration_ms: n(d),
+            object_type: s(ot),
+            top_bitrate_kbps: n(tb),
+            buffer_length_ms: n(bl),
+            deadline_ms: n(dl),
+            measured_throughput_kbps: n(mtp),
+            next_object_request: s(nor),
+            next_range_request: s(nrr),
+            startup: b(su),
+            content_id: s(cid),
+            playback_rate: pr.is_valid(i).then(|| pr.value(i)),
+            streaming_format: s(sf),
+            session_id: s(session),
+            stream_type: s(st),
+            version: n(v),
+            buffer_starvation: b(bs),
+            requested_max_throughput_kbps: n(rtp),
+            live_latency_ms: n(ltc),
+            playhead_time_ms: n(pt),
+            sequence_number: n(sn),
+            player_state: s(sta),
+            dropped_frames: n(dfa),
+            error_codes: s(ec).map(|codes| codes.split(',').map(str::to_owned).collect()),
+            media_start_delay_ms: n(msd),
+            buffer_starvations: n(bsa),
+            buffer_starvation_ms: n(bsd),
+            cdn: s(cdn),
+        };
+        out.push(PlaybackRequest {
+            request_id: ids.value(i).to_owned(),
+            received_ms: ts.value(i),
+            stream_id: streams.value(i).to_owned(),
+            rendition: s(rendition),
+            object: object.value(i).to_owned(),
+            object_kind,
+            status: u16::try_from(status.value(i)).unwrap_or(u16::MAX),
+            bytes_sent: bytes.value(i),
+            complete: complete.value(i),
+            ttfb_us: n(ttfb),
+            ttlb_us: n(ttlb),
+            client_cohort: cohort.value(i).to_owned(),
+            cmcd: (cmcd != Cmcd::default()).then_some(cmcd),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Int64Type, UInt64Type};
-
     use super::*;
     use crate::playback::PlaybackBatch;
 
@@ -278,5 +492,6 @@ mod tests {
         assert!(col("cmcd_su").as_boolean().value(0));
         assert_eq!(col("cmcd_ec").as_string::<i32>().value(0), "E1,E2");
         assert!(col("cmcd_bl").is_null(0));
+        assert_eq!(requests_of(&rows).unwrap(), batch.requests);
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livepulse_connectors::kafka::KafkaConfig;
+use livepulse_contract::arrow::{EventColumns, RequestColumns};
 use livepulse_contract::playback::PlaybackRequest;
-use livepulse_contract::{Event, EventBatch, Family, Kind, SCHEMA_VERSION, now_ms, topics};
+use livepulse_contract::{Event, Family, Kind, now_ms, record, topics};
 use metrics::counter;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -189,61 +190,58 @@ pub(crate) async fn run(
 /// One record to produce.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Record {
-    /// `stream_id`.
-    pub key: String,
-    /// A `PlaybackBatch` as JSON.
+    /// The partition of its streams ([`topics::partition_for`]).
+    pub partition: i32,
+    /// A columnar record value of playback requests.
     pub payload: Vec<u8>,
     /// Requests inside.
     pub requests: usize,
 }
 
-/// Groups requests by stream (in order) into records of at most
-/// `max_bytes` (a single larger request still gets a record).
+/// Packs requests (in order) into one record per partition, closing a
+/// record at `max_bytes` (a single larger request still gets a record).
 pub(crate) fn records(requests: &[PlaybackRequest], max_bytes: usize) -> Vec<Record> {
-    // The compact JSON of a `PlaybackBatch`, written directly so each
-    // request is serialized once.
-    let head = format!("{{\"schema_version\":{SCHEMA_VERSION},\"requests\":[");
-    let mut order: Vec<&str> = Vec::new();
-    let mut open: HashMap<&str, Record> = HashMap::new();
+    let mut order: Vec<i32> = Vec::new();
+    let mut open: HashMap<i32, RequestColumns> = HashMap::new();
     let mut out = Vec::new();
+    let partitions = topics::PLAYBACK_REQUESTS.partitions;
     for request in requests {
-        let Ok(json) = serde_json::to_vec(request) else {
-            continue;
-        };
-        let key = request.stream_id.as_str();
-        let record = open.entry(key).or_insert_with(|| {
-            order.push(key);
-            Record {
-                key: key.to_owned(),
-                payload: head.clone().into_bytes(),
-                requests: 0,
-            }
+        let partition = topics::partition_for(&request.stream_id, partitions);
+        let columns = open.entry(partition).or_insert_with(|| {
+            order.push(partition);
+            RequestColumns::default()
         });
-        if record.requests > 0 && record.payload.len() + 1 + json.len() + 2 > max_bytes {
-            let mut full = std::mem::replace(
-                record,
-                Record {
-                    key: key.to_owned(),
-                    payload: head.clone().into_bytes(),
-                    requests: 0,
-                },
-            );
-            full.payload.extend_from_slice(b"]}");
-            out.push(full);
+        columns.push(request);
+        if columns.size_estimate() >= max_bytes {
+            out.extend(seal(partition, columns));
+            order.retain(|p| *p != partition);
+            open.remove(&partition);
         }
-        if record.requests > 0 {
-            record.payload.push(b',');
-        }
-        record.payload.extend_from_slice(&json);
-        record.requests += 1;
     }
-    for key in order {
-        if let Some(mut record) = open.remove(key) {
-            record.payload.extend_from_slice(b"]}");
-            out.push(record);
+    for partition in order {
+        if let Some(mut columns) = open.remove(&partition) {
+            out.extend(seal(partition, &mut columns));
         }
     }
     out
+}
+
+/// An open record's value; `None` (counted as dropped) if Arrow cannot
+/// encode it, which valid requests never cause.
+fn seal(partition: i32, columns: &mut RequestColumns) -> Option<Record> {
+    let requests = columns.len();
+    match columns.finish().and_then(|batch| record::encode(&batch)) {
+        Ok(payload) => Some(Record {
+            partition,
+            payload,
+            requests,
+        }),
+        Err(err) => {
+            warn!(error = %err, "cannot encode a request-log record");
+            counter!(ACCESS_DROPPED, "reason" => "encode").increment(requests as u64);
+            None
+        }
+    }
 }
 
 fn flush(producer: &FutureProducer, pending: &mut Vec<PlaybackRequest>, max_bytes: usize) {
@@ -255,8 +253,8 @@ fn flush(producer: &FutureProducer, pending: &mut Vec<PlaybackRequest>, max_byte
     let mut deliveries = Vec::with_capacity(batch.len());
     for record in batch {
         let sent = producer.send_result(
-            FutureRecord::to(topics::PLAYBACK_REQUESTS.name)
-                .key(record.key.as_str())
+            FutureRecord::<(), _>::to(topics::PLAYBACK_REQUESTS.name)
+                .partition(record.partition)
                 .payload(record.payload.as_slice()),
         );
         match sent {
@@ -304,19 +302,28 @@ pub(crate) fn stream_event(event: &StreamEvent, ts: i64) -> Event<'static> {
 
 fn produce_event(producer: &FutureProducer, event: &StreamEvent) {
     let ts = now_ms();
-    let batch = EventBatch {
-        schema_version: SCHEMA_VERSION,
-        received_ms: ts,
-        events: vec![stream_event(event, ts)],
-    };
     let label = event.change.kind().as_str();
-    let Ok(payload) = serde_json::to_vec(&batch) else {
-        counter!(LIFECYCLE_DROPPED, "event" => label).increment(1);
-        return;
+    let mut columns = EventColumns::default();
+    let encoded = columns
+        .push(&stream_event(event, ts), ts)
+        .map_err(|e| e.to_string())
+        .and_then(|()| columns.finish().map_err(|e| e.to_string()))
+        .and_then(|batch| record::encode(&batch).map_err(|e| e.to_string()));
+    let payload = match encoded {
+        Ok(payload) => payload,
+        Err(err) => {
+            warn!(error = %err, "cannot encode a stream event");
+            counter!(LIFECYCLE_DROPPED, "event" => label).increment(1);
+            return;
+        }
     };
+    let topic = topics::STREAM_EVENTS;
     let sent = producer.send_result(
-        FutureRecord::to(topics::STREAM_EVENTS.name)
-            .key(&*event.identity.stream_id)
+        FutureRecord::<(), _>::to(topic.name)
+            .partition(topics::partition_for(
+                &event.identity.stream_id,
+                topic.partitions,
+            ))
             .payload(payload.as_slice()),
     );
     match sent {
@@ -339,7 +346,9 @@ fn produce_event(producer: &FutureProducer, event: &StreamEvent) {
 #[cfg(test)]
 mod tests {
     use livepulse_contract::Limits;
-    use livepulse_contract::playback::{ObjectKind, PlaybackBatch};
+    use livepulse_contract::arrow::requests_of;
+    use livepulse_contract::playback::ObjectKind;
+    use livepulse_contract::record::Payload;
 
     use super::*;
 
@@ -361,36 +370,55 @@ mod tests {
         }
     }
 
-    fn decode(record: &Record) -> Vec<u64> {
-        let batch: PlaybackBatch = serde_json::from_slice(&record.payload).unwrap();
-        assert_eq!(batch.schema_version, SCHEMA_VERSION);
-        assert!(batch.requests.iter().all(|r| r.stream_id == record.key));
-        batch.requests.iter().map(|r| r.bytes_sent).collect()
+    fn decode(record: &Record) -> (Vec<String>, Vec<u64>) {
+        let batch = record::decode(Payload::PlaybackRequests, &record.payload).unwrap();
+        let requests = requests_of(&batch).unwrap();
+        assert!(requests.iter().all(|r| {
+            topics::partition_for(&r.stream_id, topics::STREAM_PARTITIONS) == record.partition
+        }));
+        requests
+            .into_iter()
+            .map(|r| (r.stream_id, r.bytes_sent))
+            .unzip()
     }
 
     #[test]
-    fn groups_by_stream_in_order_and_splits_at_the_limit() {
+    fn packs_by_partition_in_order_and_splits_at_the_limit() {
+        let partition = |s: &str| topics::partition_for(s, topics::STREAM_PARTITIONS);
+        let other = (0..64)
+            .map(|i| format!("s{i}"))
+            .find(|s| partition(s) != partition("a"))
+            .unwrap();
         let all = [
             request("a", 1),
-            request("b", 2),
+            request(&other, 2),
             request("a", 3),
             request("a", 4),
             request("a", 5),
         ];
         let whole = records(&all, 1 << 20);
-        let shape: Vec<_> = whole.iter().map(|r| (r.key.as_str(), decode(r))).collect();
-        assert_eq!(shape, [("a", vec![1, 3, 4, 5]), ("b", vec![2])]);
-        // Exactly two requests fit a record as large as a two-request record.
-        let two = records(&all[2..4], 1 << 20)[0].payload.len();
-        let split = records(&all, two);
-        let shape: Vec<_> = split.iter().map(|r| (r.key.as_str(), decode(r))).collect();
+        let shape: Vec<_> = whole.iter().map(|r| (r.partition, decode(r).1)).collect();
         assert_eq!(
             shape,
-            [("a", vec![1, 3]), ("a", vec![4, 5]), ("b", vec![2])]
+            [
+                (partition("a"), vec![1, 3, 4, 5]),
+                (partition(&other), vec![2])
+            ]
         );
-        assert!(split.iter().all(|r| r.payload.len() <= two));
-        let tiny = records(&all, 10);
-        assert_eq!(tiny.len(), 5);
+        // A record closes at the estimate of two requests.
+        let mut two = RequestColumns::default();
+        all[2..4].iter().for_each(|r| two.push(r));
+        let split = records(&all, two.size_estimate());
+        let shape: Vec<_> = split.iter().map(|r| (r.partition, decode(r).1)).collect();
+        assert_eq!(
+            shape,
+            [
+                (partition("a"), vec![1, 3]),
+                (partition("a"), vec![4, 5]),
+                (partition(&other), vec![2])
+            ]
+        );
+        assert_eq!(records(&all, 10).len(), 5);
     }
 
     #[test]

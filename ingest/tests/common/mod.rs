@@ -8,11 +8,8 @@ pub mod rtmp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
 use livepulse_connectors::kafka::{KafkaConfig, ensure_topics, group_consumer};
+use livepulse_contract::arrow::events_of;
 use livepulse_contract::record::{self, Payload};
 use livepulse_contract::topics;
 use livepulse_embedded::broker::LocalBroker;
@@ -168,40 +165,15 @@ pub struct Consumed {
 
 impl Consumed {
     /// The record's events, each with its `received_ms` and as the JSON the
-    /// client sent (the fields it set).
+    /// client sent.
     pub fn events(&self) -> Vec<(i64, Value)> {
         let batch = record::decode(Payload::Events, &self.payload).unwrap();
-        (0..batch.num_rows())
-            .map(|row| event_json(&batch, row))
+        events_of(&batch)
+            .unwrap()
+            .into_iter()
+            .map(|(received_ms, e)| (received_ms, serde_json::to_value(e).unwrap()))
             .collect()
     }
-}
-
-/// Row `row` of an event batch as the client's JSON: every non-null column
-/// but `received_ms` (returned beside it), `event_type` named `type`.
-fn event_json(batch: &RecordBatch, row: usize) -> (i64, Value) {
-    let mut object = serde_json::Map::new();
-    let mut received_ms = 0;
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if column.is_null(row) {
-            continue;
-        }
-        let value = match field.data_type() {
-            DataType::Utf8 => json!(column.as_string::<i32>().value(row)),
-            DataType::Int64 => json!(column.as_primitive::<Int64Type>().value(row)),
-            DataType::UInt32 => json!(column.as_primitive::<UInt32Type>().value(row)),
-            DataType::UInt64 => json!(column.as_primitive::<UInt64Type>().value(row)),
-            DataType::Float64 => json!(column.as_primitive::<Float64Type>().value(row)),
-            DataType::Boolean => json!(column.as_boolean().value(row)),
-            other => panic!("unexpected column type {other}"),
-        };
-        match field.name().as_str() {
-            "received_ms" => received_ms = value.as_i64().unwrap(),
-            "event_type" => drop(object.insert("type".into(), value)),
-            name => drop(object.insert(name.into(), value)),
-        }
-    }
-    (received_ms, Value::Object(object))
 }
 
 /// Every record in the project's topics, in partition order.

@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use livepulse_connectors::kafka::{KafkaConfig, group_consumer};
-use livepulse_contract::playback::{PlaybackBatch, PlaybackRequest};
-use livepulse_contract::{EventBatch, Kind, Limits, topics};
+use livepulse_contract::arrow::{events_of, requests_of};
+use livepulse_contract::playback::PlaybackRequest;
+use livepulse_contract::record::{self, Payload};
+use livepulse_contract::{Event, Kind, Limits, topics};
 use livepulse_ingest::origin::{Origin, OriginConfig, OriginError, StreamKey};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -255,12 +258,12 @@ async fn run_ffmpeg(args: Vec<String>) {
 }
 
 /// Reads `topic` from the beginning until `done` holds for what was read
-/// (or 30 s passed): the records' keys and values.
+/// (or 30 s passed): the records' partitions and values.
 pub async fn read_topic(
     kafka: &KafkaConfig,
     topic: topics::Topic,
-    done: impl Fn(&[(String, Vec<u8>)]) -> bool,
-) -> Vec<(String, Vec<u8>)> {
+    done: impl Fn(&[(i32, Vec<u8>)]) -> bool,
+) -> Vec<(i32, Vec<u8>)> {
     let consumer = group_consumer(kafka, &format!("test-{}", uuid::Uuid::new_v4())).unwrap();
     let mut assignment = TopicPartitionList::new();
     for partition in 0..topic.partitions {
@@ -282,15 +285,55 @@ pub async fn read_topic(
                 )
             });
         match message {
-            Ok(m) => out.push((
-                String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
-                m.payload().unwrap().to_vec(),
-            )),
+            Ok(m) => out.push((m.partition(), m.payload().unwrap().to_vec())),
             Err(KafkaError::PartitionEOF(_)) => {}
             Err(err) => panic!("consume failed: {err}"),
         }
     }
     out
+}
+
+/// The rows of columnar records of `payload`, each checked to be in the
+/// partition of its stream.
+fn rows_of<T>(
+    records: &[(i32, Vec<u8>)],
+    payload: Payload,
+    read: impl Fn(&RecordBatch) -> Vec<T>,
+    stream_of: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    records
+        .iter()
+        .flat_map(|(partition, value)| {
+            let rows = read(&record::decode(payload, value).unwrap());
+            for row in &rows {
+                let stream = stream_of(row);
+                assert_eq!(
+                    *partition,
+                    topics::partition_for(stream, topics::STREAM_PARTITIONS),
+                    "{stream} outside its partition"
+                );
+            }
+            rows
+        })
+        .collect()
+}
+
+fn requests(records: &[(i32, Vec<u8>)]) -> Vec<PlaybackRequest> {
+    rows_of(
+        records,
+        Payload::PlaybackRequests,
+        |b| requests_of(b).unwrap(),
+        |r| &r.stream_id,
+    )
+}
+
+fn events(records: &[(i32, Vec<u8>)]) -> Vec<(i64, Event<'static>)> {
+    rows_of(
+        records,
+        Payload::Events,
+        |b| events_of(b).unwrap(),
+        |(_, e)| &e.stream_id,
+    )
 }
 
 /// Playback requests in the request log until `done` holds, with the raw
@@ -299,20 +342,9 @@ pub async fn playback_requests(
     kafka: &KafkaConfig,
     done: impl Fn(&[PlaybackRequest]) -> bool,
 ) -> (Vec<PlaybackRequest>, Vec<Vec<u8>>) {
-    let decode = |records: &[(String, Vec<u8>)]| -> Vec<PlaybackRequest> {
-        records
-            .iter()
-            .flat_map(|(key, value)| {
-                let batch: PlaybackBatch = serde_json::from_slice(value).unwrap();
-                assert_eq!(batch.schema_version, livepulse_contract::SCHEMA_VERSION);
-                assert!(batch.requests.iter().all(|r| &r.stream_id == key));
-                batch.requests
-            })
-            .collect()
-    };
-    let records = read_topic(kafka, topics::PLAYBACK_REQUESTS, |r| done(&decode(r))).await;
+    let records = read_topic(kafka, topics::PLAYBACK_REQUESTS, |r| done(&requests(r))).await;
     let raw = records.iter().map(|(_, v)| v.clone()).collect();
-    (decode(&records), raw)
+    (requests(&records), raw)
 }
 
 /// `(stream_id, event, creator_id)` of the stream topic's lifecycle
@@ -321,22 +353,18 @@ pub async fn stream_events(
     kafka: &KafkaConfig,
     done: impl Fn(&[(String, String, String)]) -> bool,
 ) -> Vec<(String, String, String)> {
-    let decode = |records: &[(String, Vec<u8>)]| -> Vec<(String, String, String)> {
-        records
-            .iter()
-            .flat_map(|(key, value)| {
-                let batch: EventBatch = serde_json::from_slice(value).unwrap();
-                batch
-                    .events
-                    .iter()
-                    .filter(|e| e.event != Some(Kind::Health))
-                    .map(|e| {
-                        assert_eq!(&*e.stream_id, key);
-                        let event = e.event.map(|k| k.as_str()).unwrap_or_default();
-                        let creator = e.creator_id.as_deref().unwrap_or_default();
-                        (key.clone(), event.to_owned(), creator.to_owned())
-                    })
-                    .collect::<Vec<_>>()
+    let decode = |records: &[(i32, Vec<u8>)]| -> Vec<(String, String, String)> {
+        events(records)
+            .into_iter()
+            .filter(|(_, e)| e.event != Some(Kind::Health))
+            .map(|(_, e)| {
+                let event = e.event.map(|k| k.as_str()).unwrap_or_default();
+                let creator = e.creator_id.as_deref().unwrap_or_default();
+                (
+                    e.stream_id.to_string(),
+                    event.to_owned(),
+                    creator.to_owned(),
+                )
             })
             .collect()
     };
@@ -357,29 +385,22 @@ pub struct Health {
 /// [`STREAM`]'s health events, in the order produced, until `done` holds;
 /// each one passed the contract's validation.
 pub async fn health_events(kafka: &KafkaConfig, done: impl Fn(&[Health]) -> bool) -> Vec<Health> {
-    let decode = |records: &[(String, Vec<u8>)]| -> Vec<Health> {
-        records
-            .iter()
-            .flat_map(|(_, value)| {
-                let batch: EventBatch = serde_json::from_slice(value).unwrap();
-                batch
-                    .events
-                    .iter()
-                    .filter(|e| e.event == Some(Kind::Health))
-                    .map(|e| {
-                        assert_eq!(&*e.stream_id, STREAM);
-                        assert_eq!(e.creator_id.as_deref(), Some(CREATOR));
-                        let valid = e.validate(batch.received_ms, &Limits::default());
-                        assert_eq!(valid, Ok(()), "{e:?}");
-                        Health {
-                            rendition: e.rendition.as_deref().map(str::to_owned),
-                            segment_ms: e.segment_ms.unwrap(),
-                            bitrate_kbps: e.bitrate_kbps.unwrap(),
-                            frame_rate: e.frame_rate,
-                            keyframe_interval_ms: e.keyframe_interval_ms,
-                        }
-                    })
-                    .collect::<Vec<_>>()
+    let decode = |records: &[(i32, Vec<u8>)]| -> Vec<Health> {
+        events(records)
+            .into_iter()
+            .filter(|(_, e)| e.event == Some(Kind::Health))
+            .map(|(received_ms, e)| {
+                assert_eq!(&*e.stream_id, STREAM);
+                assert_eq!(e.creator_id.as_deref(), Some(CREATOR));
+                let valid = e.validate(received_ms, &Limits::default());
+                assert_eq!(valid, Ok(()), "{e:?}");
+                Health {
+                    rendition: e.rendition.as_deref().map(str::to_owned),
+                    segment_ms: e.segment_ms.unwrap(),
+                    bitrate_kbps: e.bitrate_kbps.unwrap(),
+                    frame_rate: e.frame_rate,
+                    keyframe_interval_ms: e.keyframe_interval_ms,
+                }
             })
             .collect()
     };
