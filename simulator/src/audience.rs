@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::calendar::Calendar;
 use crate::catalogue::{
     CATEGORIES, CDNS, DEVICES, FATAL_ERRORS, GIFT_COUNTS, GIFTS, LADDER, MESSAGES,
-    PRICEY_GIFT_CENTS, REGIONS, SOFT_ERRORS, players,
+    PRICEY_GIFT_CENTS, REGIONS, SOFT_ERRORS, display_height, players, upscale_pct,
 };
 use crate::config::{AudienceConfig, ConfigError};
 use crate::outbox::Outbox;
@@ -18,6 +18,9 @@ use crate::random::{
     SimRng, between, chance, exponential, lognormal, unit, uuid, weighted, within,
 };
 
+/// How far behind the live edge a player with an empty buffer is, ms: the
+/// segment being cut plus the origin's delay.
+const LIVE_EDGE_DELAY_MS: u32 = 2_000;
 /// Mean size of a burst of likes (uniform over 1..=10).
 const MEAN_LIKE_BURST: f64 = 5.5;
 /// Engagement classes (multiplier of the chat rates, share of viewers): most
@@ -359,9 +362,11 @@ impl Audience {
                 None
             };
             if let Some(rung) = switch_to {
+                let previous = LADDER[s.rung].bitrate_kbps;
                 s.rung = rung;
                 let at = between(&mut em.rng, a, span);
                 let mut change = em.player_event(at, Kind::BitrateChange, stream_id, &viewer.id, s);
+                change.previous_bitrate_kbps = Some(previous);
                 change.bitrate_kbps = Some(LADDER[rung].bitrate_kbps);
                 change.rendition = Some(Cow::Borrowed(LADDER[rung].name));
                 em.send(change);
@@ -385,12 +390,17 @@ impl Audience {
             heartbeat.rendition = Some(Cow::Borrowed(rendition.name));
             heartbeat.played_ms = Some(played_ms);
             let stalled_now = s.stall.0 <= b && b < s.stall.1;
-            heartbeat.buffer_ms = Some(if stalled_now {
+            let buffer_ms = if stalled_now {
                 0
             } else {
                 let (lo, hi) = s.quality.buffer_range_ms();
                 (between(&mut em.rng, lo, hi + 1) / 100 * 100) as u32
-            });
+            };
+            heartbeat.buffer_ms = Some(buffer_ms);
+            // A live player sits its buffer plus the segmenting delay
+            // behind the live edge.
+            heartbeat.latency_ms = Some(buffer_ms + LIVE_EDGE_DELAY_MS);
+            heartbeat.upscale_pct = Some(upscale_pct(&rendition, display_height(s.device)));
             let drop_chance = if s.mobile { 0.15 } else { 0.08 };
             heartbeat.dropped_frames = Some(if chance(&mut em.rng, drop_chance) {
                 between(&mut em.rng, 1, 3 * (b - a) / 1_000 + 1) as u32

@@ -8,6 +8,8 @@ pub struct Rendition {
     pub bitrate_kbps: u32,
     /// Name, as in the `rendition` field.
     pub name: &'static str,
+    /// Picture height, pixels.
+    pub height: u32,
 }
 
 /// The bitrate ladder, lowest first.
@@ -15,18 +17,22 @@ pub const LADDER: [Rendition; 4] = [
     Rendition {
         bitrate_kbps: 800,
         name: "360p",
+        height: 360,
     },
     Rendition {
         bitrate_kbps: 1_500,
         name: "480p",
+        height: 480,
     },
     Rendition {
         bitrate_kbps: 3_000,
         name: "720p",
+        height: 720,
     },
     Rendition {
         bitrate_kbps: 6_000,
         name: "1080p",
+        height: 1080,
     },
 ];
 
@@ -91,6 +97,21 @@ pub const DEVICES: [(&str, u32, bool); 5] = [
     ("tv", 9, false),
     ("web_mobile", 4, true),
 ];
+
+/// Display height of a device class, pixels: phones show 720 lines, the
+/// others 1080.
+pub fn display_height(device: &str) -> u32 {
+    match device {
+        "android" | "ios" | "web_mobile" => 720,
+        _ => 1_080,
+    }
+}
+
+/// How far a player upscales `rendition` on a `display_height` display,
+/// percent (0 when the picture is as tall or taller).
+pub fn upscale_pct(rendition: &Rendition, display_height: u32) -> u32 {
+    (display_height * 100 / rendition.height).saturating_sub(100)
+}
 
 /// Players available on a device class.
 pub(crate) fn players(device: &str) -> &'static [&'static str] {

@@ -9,6 +9,7 @@
 //! * [`AudienceConfig`]: size, seed, delivery faults and [`Behaviour`] knobs.
 //! * [`CollectorClient`] and [`drive`]: POST batches to `/v1/events`, in real
 //!   time, until told to stop.
+//! * [`cmcd`]: the origin's CMCD request log for the simulated views.
 //!
 //! ```
 //! use livepulse_simulator::{Audience, AudienceConfig};
@@ -22,6 +23,7 @@ mod audience;
 mod calendar;
 pub mod catalogue;
 pub mod client;
+pub mod cmcd;
 mod config;
 mod drive;
 mod outbox;

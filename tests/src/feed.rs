@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use livepulse_contract::{Event, Limits, now_ms};
+use livepulse_contract::playback::PlaybackRequest;
+use livepulse_contract::{Event, Limits, now_ms, topics};
 use livepulse_ingest::collector::batch::{pack, prepare};
+use livepulse_ingest::origin::pack_requests;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Produces `events` as the collector would, 200 at a time: packed into one
@@ -29,6 +31,28 @@ pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
         let sends = records.iter().map(|r| {
             producer.send(
                 FutureRecord::<(), _>::to(r.topic)
+                    .partition(r.partition)
+                    .payload(&r.payload),
+                Duration::from_secs(30),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            if let Err((e, _)) = result {
+                panic!("producing to the test broker: {e}");
+            }
+        }
+    }
+}
+
+/// Produces `requests` as the origin would, 1,000 at a time: packed into one
+/// columnar record per partition of the request log. Panics on a failed
+/// delivery.
+pub async fn produce_requests(producer: &FutureProducer, requests: &[PlaybackRequest]) {
+    for chunk in requests.chunks(1_000) {
+        let records = pack_requests(chunk, 512 * 1024);
+        let sends = records.iter().map(|r| {
+            producer.send(
+                FutureRecord::<(), _>::to(topics::PLAYBACK_REQUESTS.name)
                     .partition(r.partition)
                     .payload(&r.payload),
                 Duration::from_secs(30),

@@ -3,6 +3,8 @@
 //! code (Polars instead of DataFusion, a whole-data-set group-by instead of
 //! watermarks and incremental windows).
 
+pub mod compare;
+pub mod report;
 pub mod feed;
 pub mod oracle;
 pub mod stack;

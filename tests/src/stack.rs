@@ -10,7 +10,7 @@ use livepulse_contract::{tables, topics};
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::testing;
-use livepulse_sql::{EngagementRow, ViewerSessionRow};
+use livepulse_sql::{EngagementRow, QoeMinuteRow, QoeViewRow, ViewerSessionRow};
 use tempfile::TempDir;
 
 /// A running broker and ClickHouse; both stop when this is dropped.
@@ -72,25 +72,37 @@ pub async fn distinct_raw_events(clickhouse: &ClickHouseConfig) -> u64 {
     }
 }
 
-/// The live rows of the viewer sessions table (`FINAL`, retractions left
-/// out), sorted by (stream, viewer, start), with `emitted_ms` zeroed.
+/// Rows of `table` read with `FINAL` (`filter` a WHERE clause or empty),
+/// in `order`.
 ///
 /// # Panics
 /// When the query fails.
-pub async fn viewer_sessions(clickhouse: &ClickHouseConfig) -> Vec<ViewerSessionRow> {
-    let rows: Vec<ViewerSessionRow> = match clickhouse
-        .client()
-        .query(&format!(
-            "SELECT ?fields FROM {} FINAL WHERE events > 0 \
-             ORDER BY stream_id, viewer_id, session_start_ms",
-            tables::VIEWER_SESSIONS
-        ))
-        .fetch_all()
-        .await
-    {
+async fn final_rows<T>(
+    clickhouse: &ClickHouseConfig,
+    table: &str,
+    filter: &str,
+    order: &str,
+) -> Vec<T>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    let query = format!("SELECT ?fields FROM {table} FINAL {filter} ORDER BY {order}");
+    match clickhouse.client().query(&query).fetch_all().await {
         Ok(rows) => rows,
-        Err(e) => panic!("reading viewer sessions: {e}"),
-    };
+        Err(e) => panic!("reading {table}: {e}"),
+    }
+}
+
+/// The live rows of the viewer sessions table (`FINAL`, retractions left
+/// out), sorted by (stream, viewer, start), with `emitted_ms` zeroed.
+pub async fn viewer_sessions(clickhouse: &ClickHouseConfig) -> Vec<ViewerSessionRow> {
+    let rows: Vec<ViewerSessionRow> = final_rows(
+        clickhouse,
+        tables::VIEWER_SESSIONS,
+        "WHERE events > 0",
+        "stream_id, viewer_id, session_start_ms",
+    )
+    .await;
     rows.into_iter()
         .map(|row| ViewerSessionRow {
             emitted_ms: 0,
@@ -101,24 +113,52 @@ pub async fn viewer_sessions(clickhouse: &ClickHouseConfig) -> Vec<ViewerSession
 
 /// The rows of the engagement table (`FINAL`), sorted by (window seconds,
 /// stream, window start), with `emitted_ms` zeroed.
-///
-/// # Panics
-/// When the query fails.
 pub async fn engagement_rows(clickhouse: &ClickHouseConfig) -> Vec<EngagementRow> {
-    let rows: Vec<EngagementRow> = match clickhouse
-        .client()
-        .query(&format!(
-            "SELECT ?fields FROM {} FINAL ORDER BY window_seconds, stream_id, window_start",
-            tables::STREAM_ENGAGEMENT
-        ))
-        .fetch_all()
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => panic!("reading engagement rows: {e}"),
-    };
+    let rows: Vec<EngagementRow> = final_rows(
+        clickhouse,
+        tables::STREAM_ENGAGEMENT,
+        "",
+        "window_seconds, stream_id, window_start",
+    )
+    .await;
     rows.into_iter()
         .map(|row| EngagementRow {
+            emitted_ms: 0,
+            ..row
+        })
+        .collect()
+}
+
+/// The rows of the QoE job's minute table (`FINAL`), sorted as the oracle
+/// sorts them, with `emitted_ms` zeroed.
+pub async fn qoe_minutes(clickhouse: &ClickHouseConfig) -> Vec<QoeMinuteRow> {
+    let rows: Vec<QoeMinuteRow> = final_rows(
+        clickhouse,
+        tables::QOE_MINUTES,
+        "",
+        "window_start, stream_id, rendition, device, cdn, region, network",
+    )
+    .await;
+    rows.into_iter()
+        .map(|row| QoeMinuteRow {
+            emitted_ms: 0,
+            ..row
+        })
+        .collect()
+}
+
+/// The live views of the QoE job (`FINAL`, retractions left out), sorted
+/// by (stream, session, first event), with `emitted_ms` zeroed.
+pub async fn qoe_views(clickhouse: &ClickHouseConfig) -> Vec<QoeViewRow> {
+    let rows: Vec<QoeViewRow> = final_rows(
+        clickhouse,
+        tables::QOE_VIEWS,
+        "WHERE events > 0",
+        "stream_id, session_id, first_event_ms",
+    )
+    .await;
+    rows.into_iter()
+        .map(|row| QoeViewRow {
             emitted_ms: 0,
             ..row
         })

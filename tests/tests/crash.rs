@@ -13,16 +13,15 @@
 //!
 //! The seed is printed; set `LIVEPULSE_CRASH_SEED` to replay a run.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livepulse_connectors::kafka::idempotent_producer;
 use livepulse_contract::now_ms;
+use livepulse_e2e::report::{Report, keyed_sessions, keyed_windows, report};
 use livepulse_e2e::{feed, oracle, stack};
 use livepulse_simulator::{Audience, AudienceConfig};
-use livepulse_sql::{EngagementRow, ViewerSessionRow};
 
 const TRIALS: usize = 24;
 const CRASH_POINTS: [&str; 2] = ["checkpoint", "clickhouse_insert"];
@@ -77,66 +76,6 @@ impl Job {
     }
 }
 
-/// How the streaming rows differ from the recomputation.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Report {
-    /// Expected rows that are missing or hold fewer events.
-    lost: usize,
-    /// Rows holding more events than the recomputation.
-    double_counted: usize,
-    /// Rows with the right event count but another difference.
-    wrong: usize,
-    /// Rows the recomputation does not have.
-    unexpected: usize,
-}
-
-type Key = (u32, String, u32);
-type SessionKey = (String, String, i64);
-
-/// Compares rows by key; `events` gives a row's event count.
-fn report<K: Ord, R: PartialEq>(
-    expected: &BTreeMap<K, R>,
-    actual: &BTreeMap<K, R>,
-    events: fn(&R) -> u64,
-) -> Report {
-    let mut r = Report::default();
-    for (key, want) in expected {
-        match actual.get(key) {
-            None => r.lost += 1,
-            Some(got) if events(got) < events(want) => r.lost += 1,
-            Some(got) if events(got) > events(want) => r.double_counted += 1,
-            Some(got) if got != want => r.wrong += 1,
-            Some(_) => {}
-        }
-    }
-    r.unexpected = actual.keys().filter(|k| !expected.contains_key(*k)).count();
-    r
-}
-
-fn keyed_sessions(rows: Vec<ViewerSessionRow>) -> BTreeMap<SessionKey, ViewerSessionRow> {
-    rows.into_iter()
-        .map(|row| {
-            let key = (
-                row.stream_id.clone(),
-                row.viewer_id.clone(),
-                row.session_start_ms,
-            );
-            (key, row)
-        })
-        .collect()
-}
-
-fn keyed(rows: Vec<EngagementRow>) -> BTreeMap<Key, EngagementRow> {
-    rows.into_iter()
-        .map(|row| {
-            (
-                (row.window_seconds, row.stream_id.clone(), row.window_start),
-                row,
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_lose_and_double_count_nothing() {
     let seed = std::env::var("LIVEPULSE_CRASH_SEED")
@@ -155,7 +94,7 @@ async fn crashes_lose_and_double_count_nothing() {
     audience.duplicate_rate = 0.03;
     audience.max_disorder_ms = 3_000;
     let events = Audience::run_for(audience, 6 * 60_000).unwrap();
-    let expected = keyed(oracle::engagement_job(&events).unwrap());
+    let expected = keyed_windows(oracle::engagement_job(&events).unwrap());
     let expected_sessions = keyed_sessions(oracle::viewer_sessions(&events).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
@@ -236,7 +175,7 @@ async fn crashes_lose_and_double_count_nothing() {
     let mut last = job.start(TRIALS, None);
     let actual = stack::poll(
         Duration::from_secs(180),
-        || async { keyed(stack::engagement_rows(clickhouse).await) },
+        || async { keyed_windows(stack::engagement_rows(clickhouse).await) },
         |rows| *rows == expected,
     )
     .await;
@@ -253,20 +192,12 @@ async fn crashes_lose_and_double_count_nothing() {
     let report_sessions = report(&expected_sessions, &sessions, |r| r.events);
     println!(
         "crash harness: {} trials ({killed} kill -9, {} crash points: {crash_points:?}); \
-         {} window rows expected: lost {}, double-counted {}, wrong {}, unexpected {}; \
-         {} viewer sessions expected: lost {}, double-counted {}, wrong {}, unexpected {}",
+         {} window rows expected: {report_windows}; \
+         {} viewer sessions expected: {report_sessions}",
         TRIALS,
         crash_points.len(),
         expected.len(),
-        report_windows.lost,
-        report_windows.double_counted,
-        report_windows.wrong,
-        report_windows.unexpected,
         expected_sessions.len(),
-        report_sessions.lost,
-        report_sessions.double_counted,
-        report_sessions.wrong,
-        report_sessions.unexpected,
     );
     let distinct: std::collections::HashSet<&str> =
         events.iter().map(|e| e.event_id.as_ref()).collect();

@@ -188,6 +188,7 @@ pub use keys_file::KeysFileError;
 pub use livepulse_contract::api::ErrorResponse;
 pub use playback::{ERROR_CACHE, FINAL_CACHE, LIVE_PLAYLIST_CACHE};
 pub use service::Origin;
+pub use sink::{RequestRecord, pack_requests};
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -187,9 +187,9 @@ pub(crate) async fn run(
     }
 }
 
-/// One record to produce.
+/// One record of the request log to produce.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Record {
+pub struct RequestRecord {
     /// The partition of its streams ([`topics::partition_for`]).
     pub partition: i32,
     /// A columnar record value of playback requests.
@@ -199,8 +199,9 @@ pub(crate) struct Record {
 }
 
 /// Packs requests (in order) into one record per partition, closing a
-/// record at `max_bytes` (a single larger request still gets a record).
-pub(crate) fn records(requests: &[PlaybackRequest], max_bytes: usize) -> Vec<Record> {
+/// record at `max_bytes` (a single larger request still gets a record):
+/// what the origin produces, public for benchmarks and tests.
+pub fn pack_requests(requests: &[PlaybackRequest], max_bytes: usize) -> Vec<RequestRecord> {
     let mut order: Vec<i32> = Vec::new();
     let mut open: HashMap<i32, RequestColumns> = HashMap::new();
     let mut out = Vec::new();
@@ -228,10 +229,10 @@ pub(crate) fn records(requests: &[PlaybackRequest], max_bytes: usize) -> Vec<Rec
 
 /// An open record's value; `None` (counted as dropped) if Arrow cannot
 /// encode it, which valid requests never cause.
-fn seal(partition: i32, columns: &mut RequestColumns) -> Option<Record> {
+fn seal(partition: i32, columns: &mut RequestColumns) -> Option<RequestRecord> {
     let requests = columns.len();
     match columns.finish().and_then(|batch| record::encode(&batch)) {
-        Ok(payload) => Some(Record {
+        Ok(payload) => Some(RequestRecord {
             partition,
             payload,
             requests,
@@ -248,7 +249,7 @@ fn flush(producer: &FutureProducer, pending: &mut Vec<PlaybackRequest>, max_byte
     if pending.is_empty() {
         return;
     }
-    let batch = records(pending, max_bytes);
+    let batch = pack_requests(pending, max_bytes);
     pending.clear();
     let mut deliveries = Vec::with_capacity(batch.len());
     for record in batch {
@@ -370,7 +371,7 @@ mod tests {
         }
     }
 
-    fn decode(record: &Record) -> (Vec<String>, Vec<u64>) {
+    fn decode(record: &RequestRecord) -> (Vec<String>, Vec<u64>) {
         let batch = record::decode(Payload::PlaybackRequests, &record.payload).unwrap();
         let requests = requests_of(&batch).unwrap();
         assert!(requests.iter().all(|r| {
@@ -396,7 +397,7 @@ mod tests {
             request("a", 4),
             request("a", 5),
         ];
-        let whole = records(&all, 1 << 20);
+        let whole = pack_requests(&all, 1 << 20);
         let shape: Vec<_> = whole.iter().map(|r| (r.partition, decode(r).1)).collect();
         assert_eq!(
             shape,
@@ -408,7 +409,7 @@ mod tests {
         // A record closes at the estimate of two requests.
         let mut two = RequestColumns::default();
         all[2..4].iter().for_each(|r| two.push(r));
-        let split = records(&all, two.size_estimate());
+        let split = pack_requests(&all, two.size_estimate());
         let shape: Vec<_> = split.iter().map(|r| (r.partition, decode(r).1)).collect();
         assert_eq!(
             shape,
@@ -418,7 +419,7 @@ mod tests {
                 (partition(&other), vec![2])
             ]
         );
-        assert_eq!(records(&all, 10).len(), 5);
+        assert_eq!(pack_requests(&all, 10).len(), 5);
     }
 
     #[test]

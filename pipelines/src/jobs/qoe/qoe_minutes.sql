@@ -41,7 +41,7 @@ SELECT
     COALESCE(SUM(played_ms), 0) AS watch_ms,
     COUNT(*) FILTER (WHERE event = 'stall_end') AS stalls,
     COALESCE(SUM(stall_ms), 0) AS stall_ms,
-    CAST(SUM(stall_ms) AS DOUBLE) / NULLIF(SUM(played_ms), 0) AS rebuffer_ratio,
+    CAST(COALESCE(SUM(stall_ms), 0) AS DOUBLE) / NULLIF(SUM(played_ms), 0) AS rebuffer_ratio,
     COUNT(*) FILTER (WHERE event = 'stall_end') * 60000.0 / NULLIF(SUM(played_ms), 0) AS rebuffers_per_minute,
     CAST(SUM(CAST(bitrate_kbps AS BIGINT) * played_ms) FILTER (WHERE event = 'heartbeat') AS DOUBLE)
         / NULLIF(SUM(played_ms) FILTER (WHERE event = 'heartbeat'), 0) AS avg_bitrate_kbps,

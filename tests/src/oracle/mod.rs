@@ -1,4 +1,7 @@
-//! Batch recomputation of the engagement job with Polars.
+//! Batch recomputation of the jobs with Polars: the engagement job here,
+//! the QoE job in [`qoe`].
+
+pub mod qoe;
 
 use std::collections::HashSet;
 
@@ -292,7 +295,7 @@ pub fn viewer_sessions(events: &[Event<'_>]) -> PolarsResult<Vec<ViewerSessionRo
 }
 
 /// A UInt64 column of a result frame (nulls as 0).
-fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+pub(crate) fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     Ok(frame
         .column(name)?
         .u64()?
@@ -302,7 +305,7 @@ fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
 }
 
 /// An Int64 column of a result frame (nulls as 0).
-fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+pub(crate) fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
     Ok(frame
         .column(name)?
         .i64()?
@@ -312,7 +315,7 @@ fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
 }
 
 /// A string column of a result frame (nulls as "").
-fn string_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+pub(crate) fn string_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
     Ok(frame
         .column(name)?
         .str()?
