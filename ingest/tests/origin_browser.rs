@@ -1,7 +1,8 @@
 //! A real viewer: ffmpeg publishes two renditions over HTTP PUT while hls.js
 //! plays the stream in headless Chromium with CMCD on; the player's every
 //! request must be in the request log with what it said and what the
-//! server measured.
+//! server measured, and the QoE job, fed only by that log (hls.js has no
+//! livepulse SDK), must find in ClickHouse the view the player made.
 //!
 //! Needs Debian's `chromium` and the npm packages of `tests/browser`
 //! (`dev/setup` installs both).
@@ -15,9 +16,15 @@ use std::time::Duration;
 
 use common::broker;
 use common::origin::{KEY, Running, STREAM, config, ffmpeg_fmp4, playback_requests};
+use livepulse_connectors::clickhouse::ClickHouseConfig;
 use livepulse_contract::playback::ObjectKind;
+use livepulse_contract::tables;
+use livepulse_pipelines::jobs::qoe::Qoe;
+use livepulse_pipelines::{Pipeline, PipelineConfig};
+use livepulse_sql::{QoeMinuteRow, QoeViewRow};
 use serde::Deserialize;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 /// Seconds the player plays.
 const PLAY_SECONDS: u32 = 6;
@@ -52,6 +59,26 @@ fn bandwidths(master: &str) -> BTreeMap<String, u64> {
     out
 }
 
+/// hls.js rounds `BANDWIDTH` (bits/s) to kbps in CMCD `br`.
+fn kbps(bandwidth: u64) -> u64 {
+    (bandwidth + 500) / 1000
+}
+
+/// ClickHouse rows matching `filter`, newest versions only (`FINAL`), in
+/// the order of their first column.
+async fn rows<T>(clickhouse: &ClickHouseConfig, table: &str, filter: &str) -> Vec<T>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    let query = format!("SELECT ?fields FROM {table} FINAL WHERE {filter} ORDER BY 1");
+    clickhouse
+        .client()
+        .query(&query)
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("reading {table}: {e}"))
+}
+
 async fn play(url: &str, screenshot: &Path) -> Played {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
@@ -84,6 +111,27 @@ async fn play(url: &str, screenshot: &Path) -> Played {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() {
     let (_dir, _broker, kafka) = broker().await;
+    let (_clickhouse_dir, server) = livepulse_embedded::testing::clickhouse().await;
+    let clickhouse = ClickHouseConfig {
+        url: server.http_url(),
+        database: "livepulse".into(),
+        user: server.writer().user.clone(),
+        password: server.writer().password.clone(),
+    };
+    livepulse_sql::migrate(&clickhouse).await.unwrap();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let qoe = Pipeline::new(
+        PipelineConfig {
+            checkpoint_dir: checkpoints.path().to_owned(),
+            idle_timeout_ms: 1_000,
+            ..PipelineConfig::default()
+        },
+        kafka.clone(),
+        clickhouse.clone(),
+        Qoe,
+    );
+    let qoe = tokio::spawn(qoe.run(shutdown.clone()));
     let origin = Running::start(config(), &kafka).await;
     let base = origin.base.clone();
     let publisher = tokio::spawn(async move { ffmpeg_fmp4(&base, KEY, 30).await });
@@ -170,7 +218,7 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
             let rendition = request.rendition.as_deref().unwrap();
             assert_eq!(
                 cmcd.encoded_bitrate_kbps,
-                Some((bandwidths[rendition] + 500) / 1000),
+                Some(kbps(bandwidths[rendition])),
                 "{request:?}"
             );
             assert!(played.bitrates.contains(&bandwidths[rendition]));
@@ -189,4 +237,65 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
         raw.iter()
             .all(|v| !String::from_utf8_lossy(v).contains("127.0.0.1"))
     );
+
+    // The view closes once the watermark (the wall clock, the topics being
+    // idle) is a minute past its last request.
+    let session_filter = format!("session_id = '{SESSION}' AND events > 0");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let views: Vec<QoeViewRow> = loop {
+        let views = rows(&clickhouse, tables::QOE_VIEWS, &session_filter).await;
+        if !views.is_empty() || tokio::time::Instant::now() > deadline {
+            break views;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let [view] = views.as_slice() else {
+        panic!("one view of {SESSION} expected in {}: {views:?}", tables::QOE_VIEWS);
+    };
+    let peak_fetched = session
+        .iter()
+        .filter(|r| r.object_kind == ObjectKind::Segment)
+        .filter_map(|r| r.cmcd.as_ref()?.encoded_bitrate_kbps)
+        .max();
+    assert_eq!(
+        (view.stream_id.as_str(), view.network.as_str()),
+        (STREAM, "127.0.0.0/24")
+    );
+    assert_eq!(view.player_events, 0, "hls.js sends no player events");
+    assert!(view.requests >= session.len() as u64, "{view:?}");
+    assert!(view.played && !view.start_failure && !view.playback_failure, "{view:?}");
+    assert!(!view.exit_before_start, "{view:?}");
+    assert!(view.startup_ms.is_some_and(|ms| ms > 0), "{view:?}");
+    assert_eq!(
+        view.start_bitrate_kbps,
+        Some(kbps(played.bitrates[0])),
+        "the first rendition played: {view:?}"
+    );
+    assert_eq!(
+        view.peak_bitrate_kbps,
+        peak_fetched,
+        "{view:?}"
+    );
+    assert_eq!(view.success_score, Some(100.0), "{view:?}");
+    assert!(view.watch_ms > 0 && view.startup_score.is_some(), "{view:?}");
+
+    // Per minute and rendition: the bitrate the player fetched there.
+    let minutes: Vec<QoeMinuteRow> = rows(
+        &clickhouse,
+        tables::QOE_MINUTES,
+        &format!("stream_id = '{STREAM}' AND network = '127.0.0.0/24' AND media_ms > 0"),
+    )
+    .await;
+    assert!(!minutes.is_empty(), "no minute rows for the player's network");
+    for minute in &minutes {
+        assert_eq!(
+            minute.cmcd_peak_bitrate_kbps,
+            Some(kbps(bandwidths[&minute.rendition])),
+            "{minute:?}"
+        );
+    }
+    assert!(minutes.iter().map(|m| m.media_ms).sum::<u64>() >= view.watch_ms);
+    shutdown.cancel();
+    let stats = qoe.await.unwrap().unwrap();
+    assert_eq!(stats.too_late, 0);
 }
