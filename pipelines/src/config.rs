@@ -20,8 +20,9 @@ pub struct PipelineConfig {
     /// watermark back, ms. When every partition is idle the watermark follows
     /// the wall clock (minus the lateness), so quiet streams still close.
     pub idle_timeout_ms: u64,
-    /// Most Kafka records decoded into one Arrow batch.
-    pub max_batch_records: usize,
+    /// Events decoded into one Arrow batch before it is folded into the
+    /// windows (and its raw rows written); a record holds many events.
+    pub max_batch_events: usize,
     /// How often windows are closed, ms.
     pub flush_interval_ms: u64,
     /// How long after its close a window is still corrected by late events,
@@ -56,7 +57,7 @@ impl Default for PipelineConfig {
             group_prefix: "livepulse".to_owned(),
             allowed_lateness_ms: 250,
             idle_timeout_ms: 3_000,
-            max_batch_records: 4_096,
+            max_batch_events: 65_536,
             flush_interval_ms: 250,
             correction_horizon_ms: 60_000,
             checkpoint_dir: PathBuf::from("checkpoints"),
@@ -95,8 +96,8 @@ impl PipelineConfig {
         if self.allowed_lateness_ms < 0 {
             return err("allowed_lateness_ms", "must not be negative");
         }
-        if self.max_batch_records == 0 {
-            return err("max_batch_records", "must be at least 1");
+        if self.max_batch_events == 0 {
+            return err("max_batch_events", "must be at least 1");
         }
         if self.flush_interval_ms == 0 {
             return err("flush_interval_ms", "must be at least 1");

@@ -10,7 +10,7 @@ use livepulse_contract::{tables, topics};
 use livepulse_embedded::broker::LocalBroker;
 use livepulse_embedded::clickhouse::LocalClickHouse;
 use livepulse_embedded::testing;
-use livepulse_sql::{EngagementRow, QoeMinuteRow, QoeViewRow, ViewerSessionRow};
+use livepulse_sql::{EngagementRow, EventRow, QoeMinuteRow, QoeViewRow, ViewerSessionRow};
 use tempfile::TempDir;
 
 /// A running broker and ClickHouse; both stop when this is dropped.
@@ -91,6 +91,18 @@ where
         Ok(rows) => rows,
         Err(e) => panic!("reading {table}: {e}"),
     }
+}
+
+/// The raw events table (`FINAL`), sorted by `event_id`, with
+/// `received_ms` zeroed.
+pub async fn raw_events(clickhouse: &ClickHouseConfig) -> Vec<EventRow> {
+    let rows: Vec<EventRow> = final_rows(clickhouse, tables::EVENTS, "", "event_id").await;
+    rows.into_iter()
+        .map(|row| EventRow {
+            received_ms: 0,
+            ..row
+        })
+        .collect()
 }
 
 /// The live rows of the viewer sessions table (`FINAL`, retractions left

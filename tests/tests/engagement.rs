@@ -158,6 +158,13 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
         distinct.len() as u64,
         "raw events table holds each accepted event once"
     );
+    // Every field of every event, as the pipeline encoded it.
+    let raw_rows = stack::raw_events(&clickhouse).await;
+    let expected_raw = oracle::raw::event_rows(&accepted);
+    assert_eq!(raw_rows.len(), expected_raw.len());
+    for (got, want) in raw_rows.iter().zip(&expected_raw) {
+        assert_eq!(got, want);
+    }
 
     shutdown.cancel();
     let stats = pipeline_task.await.unwrap().unwrap();

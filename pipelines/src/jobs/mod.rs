@@ -10,6 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::topics::Topic;
 
 use crate::runtime::window::WindowSpec;
+use crate::sinks::row_binary::RawTable;
 
 /// A windowed job. The runtime feeds it the rows of its topics, closes its
 /// windows by watermark, runs [`Job::sql`] over each closing range and writes
@@ -56,14 +57,9 @@ pub trait Job: Clone + Send + Sync + 'static {
         emitted_ms: i64,
     ) -> Result<Vec<Self::SessionRow>, ArrowError>;
 
-    /// One row of [`Job::raw_table`].
-    type RawRow: RowOwned + RowWrite + serde::Serialize + Send + Sync;
-    /// The table the job keeps its input rows in, each once.
-    fn raw_table(&self) -> &'static str;
-    /// Rows of [`Job::raw_table`] for a batch of the job's input (first
-    /// sightings, and rows too late for their windows). Rows another job
-    /// keeps are left out.
-    fn raw_rows(&self, batch: &RecordBatch) -> Result<Vec<Self::RawRow>, ArrowError>;
+    /// The table the job keeps its input rows in (first sightings, and
+    /// rows too late for their windows), each once.
+    fn raw_table(&self) -> &'static RawTable;
 }
 
 /// A session window of a job: per key, runs of events without a silence of

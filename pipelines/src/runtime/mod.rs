@@ -44,6 +44,7 @@ use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
 use crate::jobs::Job;
 use crate::sinks::clickhouse::{ClickHouseSink, SinkError};
 use crate::sinks::dead_letter::{DeadLetterSink, Origin};
+use crate::sinks::row_binary::RowBinary;
 use crate::sources::kafka::{Change, KafkaSource, SourceError};
 
 /// Why a pipeline stopped before being asked to.
@@ -157,7 +158,8 @@ impl<J: Job> Pipeline<J> {
             source,
             root,
             tasks: BTreeMap::new(),
-            records_in_batch: 0,
+            raw: RowBinary::default(),
+            events_in_batch: 0,
             last_checkpoint: Instant::now(),
         };
         match config.assignment {
@@ -193,7 +195,7 @@ impl<J: Job> Pipeline<J> {
                 message = run.source.recv() => match message {
                     Ok(message) => {
                         run.read(&message).await?;
-                        if run.records_in_batch >= config.max_batch_records {
+                        if run.events_in_batch >= config.max_batch_events {
                             run.ingest().await?;
                         }
                     }
@@ -227,7 +229,9 @@ struct Run<J: Job> {
     sink: ClickHouseSink,
     dead_letters: DeadLetterSink,
     stats: PipelineStats,
-    records_in_batch: usize,
+    /// The raw table's rows of a batch; kept to reuse its memory.
+    raw: RowBinary,
+    events_in_batch: usize,
     last_checkpoint: Instant,
 }
 
@@ -329,13 +333,15 @@ impl<J: Job> Run<J> {
             self.stats.replayed_records += 1;
             return Ok(());
         }
-        self.records_in_batch += 1;
         let value = message.payload().unwrap_or_default();
         let Some(task) = self.tasks.get_mut(&partition) else {
             return Ok(());
         };
         match task.processor.read(payload, value, id, message.offset()) {
-            Ok(n) => self.stats.events += n as u64,
+            Ok(n) => {
+                self.stats.events += n as u64;
+                self.events_in_batch += n;
+            }
             Err(e) => {
                 self.stats.undecodable_records += 1;
                 warn!(topic, partition, offset = message.offset(), error = %e, "dead-lettering an undecodable record");
@@ -356,22 +362,21 @@ impl<J: Job> Run<J> {
     /// Folds decoded rows into every task's window state; writes the raw
     /// table and dead-letters rows past the correction horizon.
     async fn ingest(&mut self) -> Result<(), PipelineError> {
-        self.records_in_batch = 0;
-        let mut raw_rows = Vec::new();
+        self.events_in_batch = 0;
         let mut too_late: Vec<RecordBatch> = Vec::new();
         for task in self.tasks.values_mut() {
-            let ingested = task.processor.ingest().await?;
+            let ingested = task.processor.ingest(&mut self.raw).await?;
             self.stats.duplicates += ingested.duplicates as u64;
             self.stats.corrections += ingested.corrections as u64;
             metrics::counter!("livepulse_pipeline_duplicate_events_total")
                 .increment(ingested.duplicates as u64);
             metrics::counter!("livepulse_pipeline_corrections_total")
                 .increment(ingested.corrections as u64);
-            raw_rows.extend(ingested.raw_rows);
             too_late.extend(ingested.too_late);
         }
         self.stats.too_late += too_late.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        self.sink.insert(self.job.raw_table(), &raw_rows).await?;
+        self.sink.insert_raw(self.job.raw_table(), &self.raw).await?;
+        self.raw.clear();
         self.dead_letters.too_late(&too_late).await?;
         Ok(())
     }

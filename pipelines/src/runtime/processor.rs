@@ -20,13 +20,11 @@ use super::watermark::Watermarks;
 use super::window::{SessionWindow, WindowSpec, pane_ms};
 use crate::config::PipelineConfig;
 use crate::jobs::Job;
+use crate::sinks::row_binary::RowBinary;
 
 /// What [`Processor::ingest`] did with the rows read since the last call.
-#[derive(Debug)]
-pub struct Ingested<R> {
-    /// Rows for the job's raw table: every first sighting, and every
-    /// too-late row (it was accepted, it only misses its windows).
-    pub raw_rows: Vec<R>,
+#[derive(Debug, Default)]
+pub struct Ingested {
     /// Rows beyond the correction horizon (input schema), for the
     /// dead-letter topic.
     pub too_late: Option<RecordBatch>,
@@ -36,16 +34,6 @@ pub struct Ingested<R> {
     pub corrections: usize,
 }
 
-impl<R> Default for Ingested<R> {
-    fn default() -> Self {
-        Self {
-            raw_rows: Vec::new(),
-            too_late: None,
-            duplicates: 0,
-            corrections: 0,
-        }
-    }
-}
 
 /// What a processor's state holds, and the bytes each part takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,8 +150,10 @@ impl<J: Job> Processor<J> {
         self.decoder.append(payload, value, source, offset)
     }
 
-    /// Folds what was read into the window state.
-    pub async fn ingest(&mut self) -> Result<Ingested<J::RawRow>, PipelineError> {
+    /// Folds what was read into the window state, and appends the rows for
+    /// the job's raw table to `raw`: every first sighting, and every
+    /// too-late row (it was accepted, it only misses its windows).
+    pub async fn ingest(&mut self, raw: &mut RowBinary) -> Result<Ingested, PipelineError> {
         if self.decoder.is_empty() {
             return Ok(Ingested::default());
         }
@@ -188,15 +178,14 @@ impl<J: Job> Processor<J> {
             let states = sessions.sql.partial(admitted.fresh.clone()).await?;
             sessions.state.fold(&states)?;
         }
-        let mut raw_rows = self.job.raw_rows(&admitted.fresh)?;
+        self.job.raw_table().encode(&admitted.fresh, raw)?;
         let too_late = if admitted.too_late.num_rows() > 0 {
-            raw_rows.extend(self.job.raw_rows(&admitted.too_late)?);
+            self.job.raw_table().encode(&admitted.too_late, raw)?;
             Some(admitted.too_late)
         } else {
             None
         };
         Ok(Ingested {
-            raw_rows,
             too_late,
             duplicates: admitted.duplicates,
             corrections: admitted.corrections,

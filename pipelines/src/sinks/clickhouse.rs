@@ -3,14 +3,20 @@
 //! every table is a ReplacingMergeTree, so a retried or replayed insert
 //! cannot double-count.
 
+use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clickhouse::{Client, RowOwned, RowWrite};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::runtime::crashpoint;
+use crate::sinks::row_binary::{RawTable, RowBinary};
+
+/// The size of the chunks a raw INSERT is sent in.
+const RAW_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Why rows were not written.
 #[derive(Debug, Error)]
@@ -53,11 +59,30 @@ impl ClickHouseSink {
         if rows.is_empty() {
             return Ok(());
         }
+        self.retrying(table, || self.try_insert(table, rows)).await
+    }
+
+    /// Inserts rows encoded for `table` as one INSERT, retried like
+    /// [`ClickHouseSink::insert`].
+    pub async fn insert_raw(&self, table: &RawTable, rows: &RowBinary) -> Result<(), SinkError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = table.insert_sql();
+        self.retrying(table.name, || self.try_insert_raw(&sql, rows.bytes()))
+            .await
+    }
+
+    async fn retrying<F, Fut>(&self, table: &str, mut attempt: F) -> Result<(), SinkError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), clickhouse::error::Error>>,
+    {
         let mut backoff = Duration::from_millis(100);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let last = match self.try_insert(table, rows).await {
+            let last = match attempt().await {
                 Ok(()) => return Ok(()),
                 Err(e) => e.to_string(),
             };
@@ -82,6 +107,21 @@ impl ClickHouseSink {
                 crashpoint::reached("clickhouse_insert");
             }
             insert.write(row).await?;
+        }
+        insert.end().await
+    }
+
+    /// Sends the rows in chunks (copies small enough for the allocator to
+    /// reuse its memory); the crash point falls with half of them sent.
+    async fn try_insert_raw(&self, sql: &str, bytes: &[u8]) -> Result<(), clickhouse::error::Error> {
+        let mut insert = self.client.insert_formatted_with(sql);
+        let chunks = bytes.chunks(RAW_CHUNK_BYTES);
+        let half = chunks.len() / 2;
+        for (i, chunk) in chunks.enumerate() {
+            if i == half {
+                crashpoint::reached("clickhouse_insert");
+            }
+            insert.send(Bytes::copy_from_slice(chunk)).await?;
         }
         insert.end().await
     }

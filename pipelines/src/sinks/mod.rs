@@ -2,3 +2,4 @@
 
 pub mod clickhouse;
 pub mod dead_letter;
+pub mod row_binary;

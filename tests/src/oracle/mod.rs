@@ -2,6 +2,7 @@
 //! the QoE job in [`qoe`].
 
 pub mod qoe;
+pub mod raw;
 
 use std::collections::HashSet;
 

@@ -18,6 +18,7 @@ use livepulse_contract::{Limits, tables};
 use livepulse_ingest::collector::batch::{Packer, Record, prepare};
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::runtime::processor::{Lateness, Processor};
+use livepulse_pipelines::sinks::row_binary::RowBinary;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig};
 use rdkafka::producer::FutureRecord;
@@ -110,18 +111,22 @@ async fn replay(config: &PipelineConfig, records: &[Record], limit: usize) -> Re
     let mut processor = Processor::new(Engagement, Lateness::from(config)).await?;
     let (cpu_start, wall_start) = (cpu_time()?, Instant::now());
     let mut events = 0;
-    let mut rows = 0;
+    let (mut rows, mut raw, mut in_batch) = (0, RowBinary::default(), 0);
     for (offset, record) in records.iter().enumerate() {
         if events >= limit {
             break;
         }
         // One source: a replay has no partitions to wait for.
-        events += processor.read(Payload::Events, &record.payload, 0, offset as i64)?;
-        if (offset + 1) % config.max_batch_records == 0 {
-            rows += flush(&mut processor, None).await?;
+        let read = processor.read(Payload::Events, &record.payload, 0, offset as i64)?;
+        (events, in_batch) = (events + read, in_batch + read);
+        // The pipeline folds a batch in when it is full, and closes windows
+        // every flush interval (less often than this at such a rate).
+        if in_batch >= config.max_batch_events {
+            rows += flush(&mut processor, &mut raw, None).await?;
+            in_batch = 0;
         }
     }
-    rows += flush(&mut processor, Some(i64::MAX / 2)).await?;
+    rows += flush(&mut processor, &mut raw, Some(i64::MAX / 2)).await?;
     let (wall, cpu) = (wall_start.elapsed(), cpu_time()? - cpu_start);
     ensure!(
         rows > 0 && processor.memory().panes == 0 && processor.memory().sessions == 0,
@@ -130,12 +135,17 @@ async fn replay(config: &PipelineConfig, records: &[Record], limit: usize) -> Re
     Ok(Replay { events, wall, cpu })
 }
 
+/// Ingests what was read, encoding the raw rows into `raw` (emptied after,
+/// as the sink does once they are written), and closes the windows the
+/// watermark (by default the processor's) passed; returns the rows emitted.
 pub(super) async fn flush(
     processor: &mut Processor<Engagement>,
+    raw: &mut RowBinary,
     watermark: Option<i64>,
 ) -> Result<usize> {
-    let ingested = processor.ingest().await?;
-    std::hint::black_box(&ingested.raw_rows);
+    processor.ingest(raw).await?;
+    std::hint::black_box(raw.bytes());
+    raw.clear();
     let now = Instant::now();
     let Some(watermark) = watermark.or_else(|| processor.watermarks().advance(now, 0)) else {
         return Ok(0);

@@ -14,6 +14,7 @@ use livepulse_contract::{Event, EventBatch, Family, Kind, SCHEMA_VERSION};
 use livepulse_pipelines::PipelineConfig;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::runtime::processor::{Lateness, Processor};
+use livepulse_pipelines::sinks::row_binary::RowBinary;
 
 use super::memory_status;
 use super::replay::flush;
@@ -29,6 +30,7 @@ pub(super) async fn run(config: &PipelineConfig, sessions: usize) -> Result<()> 
     let rss_before = memory_status("VmRSS")?;
     let started = Instant::now();
     let mut offset = 0i64;
+    let mut raw = RowBinary::default();
     for heartbeat in 0..2 {
         let viewers: Vec<usize> = (0..sessions).collect();
         for (n, chunk) in viewers.chunks(EVENTS_PER_RECORD).enumerate() {
@@ -44,11 +46,11 @@ pub(super) async fn run(config: &PipelineConfig, sessions: usize) -> Result<()> 
             processor.read(Payload::Events, &record, 0, offset)?;
             offset += 1;
             if (n + 1) % RECORDS_PER_BATCH == 0 {
-                flush(&mut processor, None).await?;
+                flush(&mut processor, &mut raw, None).await?;
             }
         }
     }
-    flush(&mut processor, None).await?;
+    flush(&mut processor, &mut raw, None).await?;
     let memory = processor.memory();
     let (rss_after, peak) = (memory_status("VmRSS")?, memory_status("VmHWM")?);
     ensure!(

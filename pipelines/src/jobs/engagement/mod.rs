@@ -7,12 +7,12 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::tables;
 use livepulse_contract::topics::{self, Topic};
-use livepulse_sql::{EngagementRow, EventRow, ViewerSessionRow};
+use livepulse_sql::{EngagementRow, ViewerSessionRow};
 
-use self::raw::event_rows;
 use super::{Job, SessionQuery, epoch_seconds};
 use crate::runtime::columns::Columns;
 use crate::runtime::window::WindowSpec;
+use crate::sinks::row_binary::RawTable;
 
 mod raw;
 
@@ -35,14 +35,8 @@ impl Job for Engagement {
         ]
     }
 
-    type RawRow = EventRow;
-
-    fn raw_table(&self) -> &'static str {
-        tables::EVENTS
-    }
-
-    fn raw_rows(&self, batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
-        event_rows(batch)
+    fn raw_table(&self) -> &'static RawTable {
+        &raw::EVENTS
     }
 
     fn windows(&self) -> &'static [&'static str] {

@@ -1,140 +1,63 @@
-//! Decoded events to rows of the raw `events` table.
+//! The raw `events` table: every de-duplicated event, as the columns of
+//! [`EventRow`](livepulse_sql::EventRow).
 
-use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::record_batch::RecordBatch;
-use livepulse_sql::EventRow;
+use livepulse_contract::tables;
 
-use crate::jobs::epoch_seconds;
-use crate::runtime::columns::Columns;
+use crate::sinks::row_binary::Kind::{Bool, DateTimeFromMs, Float64, Int64, Text, UInt32, UInt64};
+use crate::sinks::row_binary::{RawColumn, RawTable};
 
-/// One [`EventRow`] per event in `batch` (in the job's input schema).
-pub fn event_rows(batch: &RecordBatch) -> Result<Vec<EventRow>, ArrowError> {
-    let c = Columns::new(batch);
-    let ts = c.i64("ts")?;
-    let received = c.i64("received_ms")?;
-    let mut event_id = c.string("event_id")?.into_iter();
-    let mut stream_id = c.string("stream_id")?.into_iter();
-    let mut event_type = c.string("event_type")?.into_iter();
-    let mut event = c.string("event")?.into_iter();
-    let [
-        session_id,
-        viewer_id,
-        device,
-        player,
-        cdn,
-        region,
-        rendition,
-        code,
-        text,
-        gift_id,
-        creator_id,
-        title,
-        category,
-    ] = [
-        "session_id",
-        "viewer_id",
-        "device",
-        "player",
-        "cdn",
-        "region",
-        "rendition",
-        "code",
-        "text",
-        "gift_id",
-        "creator_id",
-        "title",
-        "category",
-    ]
-    .map(|name| c.opt_string(name).map(Vec::into_iter));
-    let (mut session_id, mut viewer_id, mut device, mut player, mut cdn, mut region) =
-        (session_id?, viewer_id?, device?, player?, cdn?, region?);
-    let (mut rendition, mut code, mut text, mut gift_id, mut creator_id, mut title, mut category) = (
-        rendition?,
-        code?,
-        text?,
-        gift_id?,
-        creator_id?,
-        title?,
-        category?,
-    );
-    let [
-        startup_ms,
-        bitrate_kbps,
-        buffer_ms,
-        dropped_frames,
-        played_ms,
-        stall_ms,
-        count,
-        previous_bitrate_kbps,
-        latency_ms,
-        upscale_pct,
-        segment_ms,
-        keyframe_interval_ms,
-    ] = [
-        "startup_ms",
-        "bitrate_kbps",
-        "buffer_ms",
-        "dropped_frames",
-        "played_ms",
-        "stall_ms",
-        "count",
-        "previous_bitrate_kbps",
-        "latency_ms",
-        "upscale_pct",
-        "segment_ms",
-        "keyframe_interval_ms",
-    ]
-    .map(|name| c.opt_u32(name));
-    let (startup_ms, bitrate_kbps, buffer_ms, dropped_frames) =
-        (startup_ms?, bitrate_kbps?, buffer_ms?, dropped_frames?);
-    let (played_ms, stall_ms, count) = (played_ms?, stall_ms?, count?);
-    let (previous_bitrate_kbps, latency_ms, upscale_pct) =
-        (previous_bitrate_kbps?, latency_ms?, upscale_pct?);
-    let (segment_ms, keyframe_interval_ms) = (segment_ms?, keyframe_interval_ms?);
-    let frame_rate = c.opt_f64("frame_rate")?;
-    let fatal = c.opt_bool("fatal")?;
-    let value_cents = c.opt_u64("value_cents")?;
+/// How each column of `events` is read from the engagement job's input.
+pub const EVENTS: RawTable = RawTable {
+    name: tables::EVENTS,
+    columns: &[
+        RawColumn::new("event_id", Text),
+        RawColumn::new("ts", DateTimeFromMs),
+        RawColumn::new("ts_ms", Int64).from("ts"),
+        RawColumn::new("received_ms", Int64),
+        RawColumn::new("stream_id", Text),
+        RawColumn::new("event_type", Text),
+        RawColumn::new("event", Text),
+        RawColumn::nullable("session_id", Text),
+        RawColumn::nullable("viewer_id", Text),
+        RawColumn::nullable("device", Text),
+        RawColumn::nullable("player", Text),
+        RawColumn::nullable("cdn", Text),
+        RawColumn::nullable("region", Text),
+        RawColumn::nullable("startup_ms", UInt32),
+        RawColumn::nullable("bitrate_kbps", UInt32),
+        RawColumn::nullable("buffer_ms", UInt32),
+        RawColumn::nullable("rendition", Text),
+        RawColumn::nullable("dropped_frames", UInt32),
+        RawColumn::nullable("played_ms", UInt32),
+        RawColumn::nullable("stall_ms", UInt32),
+        RawColumn::nullable("code", Text),
+        RawColumn::nullable("fatal", Bool),
+        RawColumn::nullable("text", Text),
+        RawColumn::nullable("gift_id", Text),
+        RawColumn::nullable("count", UInt32),
+        RawColumn::nullable("value_cents", UInt64),
+        RawColumn::nullable("creator_id", Text),
+        RawColumn::nullable("title", Text),
+        RawColumn::nullable("category", Text),
+        RawColumn::nullable("previous_bitrate_kbps", UInt32),
+        RawColumn::nullable("latency_ms", UInt32),
+        RawColumn::nullable("upscale_pct", UInt32),
+        RawColumn::nullable("segment_ms", UInt32),
+        RawColumn::nullable("frame_rate", Float64),
+        RawColumn::nullable("keyframe_interval_ms", UInt32),
+    ],
+    only: None,
+};
 
-    let mut rows = Vec::with_capacity(batch.num_rows());
-    for i in 0..batch.num_rows() {
-        let next = |it: &mut std::vec::IntoIter<Option<String>>| it.next().flatten();
-        rows.push(EventRow {
-            event_id: event_id.next().unwrap_or_default(),
-            ts: epoch_seconds(ts[i]),
-            ts_ms: ts[i],
-            received_ms: received[i],
-            stream_id: stream_id.next().unwrap_or_default(),
-            event_type: event_type.next().unwrap_or_default(),
-            event: event.next().unwrap_or_default(),
-            session_id: next(&mut session_id),
-            viewer_id: next(&mut viewer_id),
-            device: next(&mut device),
-            player: next(&mut player),
-            cdn: next(&mut cdn),
-            region: next(&mut region),
-            startup_ms: startup_ms[i],
-            bitrate_kbps: bitrate_kbps[i],
-            buffer_ms: buffer_ms[i],
-            rendition: next(&mut rendition),
-            dropped_frames: dropped_frames[i],
-            played_ms: played_ms[i],
-            stall_ms: stall_ms[i],
-            code: next(&mut code),
-            fatal: fatal[i],
-            text: next(&mut text),
-            gift_id: next(&mut gift_id),
-            count: count[i],
-            value_cents: value_cents[i],
-            creator_id: next(&mut creator_id),
-            title: next(&mut title),
-            category: next(&mut category),
-            previous_bitrate_kbps: previous_bitrate_kbps[i],
-            latency_ms: latency_ms[i],
-            upscale_pct: upscale_pct[i],
-            segment_ms: segment_ms[i],
-            frame_rate: frame_rate[i],
-            keyframe_interval_ms: keyframe_interval_ms[i],
-        });
+#[cfg(test)]
+mod tests {
+    use livepulse_sql::EventRow;
+
+    use super::*;
+
+    #[test]
+    fn the_columns_are_those_of_event_row() {
+        let names: Vec<&str> = EVENTS.columns.iter().map(|c| c.name).collect();
+        assert_eq!(names, <EventRow as clickhouse::Row>::COLUMN_NAMES);
     }
-    Ok(rows)
 }

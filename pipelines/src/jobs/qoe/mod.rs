@@ -11,12 +11,12 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::tables;
 use livepulse_contract::topics::{self, Topic};
-use livepulse_sql::{PlaybackRequestRow, QoeMinuteRow, QoeViewRow};
+use livepulse_sql::{QoeMinuteRow, QoeViewRow};
 
-use self::requests::request_rows;
 use super::{Job, SessionQuery, epoch_seconds};
 use crate::runtime::columns::Columns;
 use crate::runtime::window::WindowSpec;
+use crate::sinks::row_binary::RawTable;
 
 /// The QoE job.
 #[derive(Debug, Clone, Default)]
@@ -314,15 +314,9 @@ impl Job for Qoe {
         Ok(rows)
     }
 
-    type RawRow = PlaybackRequestRow;
-
-    fn raw_table(&self) -> &'static str {
-        tables::PLAYBACK_REQUESTS
-    }
-
     /// Only the requests: the engagement job keeps the player events.
-    fn raw_rows(&self, batch: &RecordBatch) -> Result<Vec<PlaybackRequestRow>, ArrowError> {
-        request_rows(batch)
+    fn raw_table(&self) -> &'static RawTable {
+        &requests::PLAYBACK_REQUESTS
     }
 }
 
@@ -334,6 +328,7 @@ mod tests {
 
     use super::*;
     use crate::runtime::processor::{Lateness, Processor};
+    use crate::sinks::row_binary::RowBinary;
 
     const T: i64 = 1_700_000_040_000;
 
@@ -421,8 +416,9 @@ mod tests {
         processor
             .read(Payload::PlaybackRequests, record.as_bytes(), 1, 0)
             .unwrap();
-        let ingested = processor.ingest().await.unwrap();
-        assert_eq!(ingested.raw_rows.len(), 3, "only the requests are kept raw");
+        let mut raw = RowBinary::default();
+        processor.ingest(&mut raw).await.unwrap();
+        assert_eq!(raw.rows(), 3, "only the requests are kept raw");
         let emission = processor.close(i64::MAX / 2, 0).await.unwrap();
 
         let mut views = emission.session_rows.clone();

@@ -1,161 +1,72 @@
-//! Playback requests of an input batch to rows of the raw
-//! `playback_requests` table.
+//! The raw `playback_requests` table: every de-duplicated playback request,
+//! as the columns of [`PlaybackRequestRow`](livepulse_sql::PlaybackRequestRow).
 
-use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::record_batch::RecordBatch;
 use livepulse_contract::arrow::requests::REQUEST;
-use livepulse_sql::PlaybackRequestRow;
+use livepulse_contract::tables;
 
-use crate::jobs::epoch_seconds;
-use crate::runtime::columns::Columns;
+use crate::sinks::row_binary::Kind::{Bool, DateTimeFromMs, Float64, Int64, Text, UInt32, UInt64};
+use crate::sinks::row_binary::{RawColumn, RawTable};
 
-/// One [`PlaybackRequestRow`] per request in `batch` (the QoE job's input
-/// schema); its player events are left out.
-pub fn request_rows(batch: &RecordBatch) -> Result<Vec<PlaybackRequestRow>, ArrowError> {
-    let c = Columns::new(batch);
-    let kinds = c.string("event_type")?;
-    if !kinds.iter().any(|k| k == REQUEST) {
-        return Ok(Vec::new());
+/// How each column of `playback_requests` is read from the QoE job's input;
+/// its player events are the engagement job's.
+pub const PLAYBACK_REQUESTS: RawTable = RawTable {
+    name: tables::PLAYBACK_REQUESTS,
+    columns: &[
+        RawColumn::new("request_id", Text).from("event_id"),
+        RawColumn::new("ts", DateTimeFromMs),
+        RawColumn::new("ts_ms", Int64).from("ts"),
+        RawColumn::new("stream_id", Text),
+        RawColumn::new("event_type", Text),
+        RawColumn::new("object_kind", Text).from("event"),
+        RawColumn::nullable("session_id", Text),
+        RawColumn::nullable("rendition", Text),
+        RawColumn::nullable("cdn", Text),
+        RawColumn::new("object", Text),
+        RawColumn::new("status", UInt32),
+        RawColumn::new("bytes_sent", UInt64),
+        RawColumn::new("complete", Bool),
+        RawColumn::nullable("ttfb_us", UInt64),
+        RawColumn::nullable("ttlb_us", UInt64),
+        RawColumn::new("client_cohort", Text),
+        RawColumn::nullable("cmcd_br", UInt64),
+        RawColumn::nullable("cmcd_d", UInt64),
+        RawColumn::nullable("cmcd_ot", Text),
+        RawColumn::nullable("cmcd_tb", UInt64),
+        RawColumn::nullable("cmcd_bl", UInt64),
+        RawColumn::nullable("cmcd_dl", UInt64),
+        RawColumn::nullable("cmcd_mtp", UInt64),
+        RawColumn::nullable("cmcd_nor", Text),
+        RawColumn::nullable("cmcd_nrr", Text),
+        RawColumn::nullable("cmcd_su", Bool),
+        RawColumn::nullable("cmcd_cid", Text),
+        RawColumn::nullable("cmcd_pr", Float64),
+        RawColumn::nullable("cmcd_sf", Text),
+        RawColumn::nullable("cmcd_st", Text),
+        RawColumn::nullable("cmcd_v", UInt64),
+        RawColumn::nullable("cmcd_bs", Bool),
+        RawColumn::nullable("cmcd_rtp", UInt64),
+        RawColumn::nullable("cmcd_ltc", UInt64),
+        RawColumn::nullable("cmcd_pt", UInt64),
+        RawColumn::nullable("cmcd_sn", UInt64),
+        RawColumn::nullable("cmcd_sta", Text),
+        RawColumn::nullable("cmcd_dfa", UInt64),
+        RawColumn::nullable("cmcd_ec", Text),
+        RawColumn::nullable("cmcd_msd", UInt64),
+        RawColumn::nullable("cmcd_bsa", UInt64),
+        RawColumn::nullable("cmcd_bsd", UInt64),
+    ],
+    only: Some(("event_type", REQUEST)),
+};
+
+#[cfg(test)]
+mod tests {
+    use livepulse_sql::PlaybackRequestRow;
+
+    use super::*;
+
+    #[test]
+    fn the_columns_are_those_of_playback_request_row() {
+        let names: Vec<&str> = PLAYBACK_REQUESTS.columns.iter().map(|c| c.name).collect();
+        assert_eq!(names, <PlaybackRequestRow as clickhouse::Row>::COLUMN_NAMES);
     }
-    let ts = c.i64("ts")?;
-    let [request_id, stream_id, event] = ["event_id", "stream_id", "event"].map(|n| c.string(n));
-    let (request_id, stream_id, event) = (request_id?, stream_id?, event?);
-    let [
-        session_id,
-        rendition,
-        cdn,
-        object,
-        cohort,
-        ot,
-        nor,
-        nrr,
-        cid,
-        sf,
-        st,
-        sta,
-        ec,
-    ] = [
-        "session_id",
-        "rendition",
-        "cdn",
-        "object",
-        "client_cohort",
-        "cmcd_ot",
-        "cmcd_nor",
-        "cmcd_nrr",
-        "cmcd_cid",
-        "cmcd_sf",
-        "cmcd_st",
-        "cmcd_sta",
-        "cmcd_ec",
-    ]
-    .map(|n| c.opt_string(n));
-    let (session_id, rendition, cdn, object, cohort) =
-        (session_id?, rendition?, cdn?, object?, cohort?);
-    let (ot, nor, nrr, cid, sf, st, sta, ec) = (ot?, nor?, nrr?, cid?, sf?, st?, sta?, ec?);
-    let [
-        bytes_sent,
-        ttfb_us,
-        ttlb_us,
-        br,
-        d,
-        tb,
-        bl,
-        dl,
-        mtp,
-        v,
-        rtp,
-        ltc,
-        pt,
-        sn,
-        dfa,
-        msd,
-        bsa,
-        bsd,
-    ] = [
-        "bytes_sent",
-        "ttfb_us",
-        "ttlb_us",
-        "cmcd_br",
-        "cmcd_d",
-        "cmcd_tb",
-        "cmcd_bl",
-        "cmcd_dl",
-        "cmcd_mtp",
-        "cmcd_v",
-        "cmcd_rtp",
-        "cmcd_ltc",
-        "cmcd_pt",
-        "cmcd_sn",
-        "cmcd_dfa",
-        "cmcd_msd",
-        "cmcd_bsa",
-        "cmcd_bsd",
-    ]
-    .map(|n| c.opt_u64(n));
-    let (bytes_sent, ttfb_us, ttlb_us, br, d, tb, bl, dl, mtp) = (
-        bytes_sent?,
-        ttfb_us?,
-        ttlb_us?,
-        br?,
-        d?,
-        tb?,
-        bl?,
-        dl?,
-        mtp?,
-    );
-    let (v, rtp, ltc, pt, sn, dfa, msd, bsa, bsd) =
-        (v?, rtp?, ltc?, pt?, sn?, dfa?, msd?, bsa?, bsd?);
-    let status = c.opt_u32("status")?;
-    let [complete, su, bs] = ["complete", "cmcd_su", "cmcd_bs"].map(|n| c.opt_bool(n));
-    let (complete, su, bs) = (complete?, su?, bs?);
-    let pr = c.opt_f64("cmcd_pr")?;
-    let rows = (0..batch.num_rows())
-        .filter(|&i| kinds[i] == REQUEST)
-        .map(|i| PlaybackRequestRow {
-            request_id: request_id[i].clone(),
-            ts: epoch_seconds(ts[i]),
-            ts_ms: ts[i],
-            stream_id: stream_id[i].clone(),
-            event_type: kinds[i].clone(),
-            object_kind: event[i].clone(),
-            session_id: session_id[i].clone(),
-            rendition: rendition[i].clone(),
-            cdn: cdn[i].clone(),
-            object: object[i].clone().unwrap_or_default(),
-            status: status[i].unwrap_or_default(),
-            bytes_sent: bytes_sent[i].unwrap_or_default(),
-            complete: complete[i].unwrap_or_default(),
-            ttfb_us: ttfb_us[i],
-            ttlb_us: ttlb_us[i],
-            client_cohort: cohort[i].clone().unwrap_or_default(),
-            cmcd_br: br[i],
-            cmcd_d: d[i],
-            cmcd_ot: ot[i].clone(),
-            cmcd_tb: tb[i],
-            cmcd_bl: bl[i],
-            cmcd_dl: dl[i],
-            cmcd_mtp: mtp[i],
-            cmcd_nor: nor[i].clone(),
-            cmcd_nrr: nrr[i].clone(),
-            cmcd_su: su[i],
-            cmcd_cid: cid[i].clone(),
-            cmcd_pr: pr[i],
-            cmcd_sf: sf[i].clone(),
-            cmcd_st: st[i].clone(),
-            cmcd_v: v[i],
-            cmcd_bs: bs[i],
-            cmcd_rtp: rtp[i],
-            cmcd_ltc: ltc[i],
-            cmcd_pt: pt[i],
-            cmcd_sn: sn[i],
-            cmcd_sta: sta[i].clone(),
-            cmcd_dfa: dfa[i],
-            cmcd_ec: ec[i].clone(),
-            cmcd_msd: msd[i],
-            cmcd_bsa: bsa[i],
-            cmcd_bsd: bsd[i],
-        })
-        .collect();
-    Ok(rows)
 }
