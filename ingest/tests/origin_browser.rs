@@ -250,7 +250,10 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let [view] = views.as_slice() else {
-        panic!("one view of {SESSION} expected in {}: {views:?}", tables::QOE_VIEWS);
+        panic!(
+            "one view of {SESSION} expected in {}: {views:?}",
+            tables::QOE_VIEWS
+        );
     };
     let peak_fetched = session
         .iter()
@@ -263,7 +266,10 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
     );
     assert_eq!(view.player_events, 0, "hls.js sends no player events");
     assert!(view.requests >= session.len() as u64, "{view:?}");
-    assert!(view.played && !view.start_failure && !view.playback_failure, "{view:?}");
+    assert!(
+        view.played && !view.start_failure && !view.playback_failure,
+        "{view:?}"
+    );
     assert!(!view.exit_before_start, "{view:?}");
     assert!(view.startup_ms.is_some_and(|ms| ms > 0), "{view:?}");
     assert_eq!(
@@ -271,13 +277,12 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
         Some(kbps(played.bitrates[0])),
         "the first rendition played: {view:?}"
     );
-    assert_eq!(
-        view.peak_bitrate_kbps,
-        peak_fetched,
+    assert_eq!(view.peak_bitrate_kbps, peak_fetched, "{view:?}");
+    assert_eq!(view.success_score, Some(100.0), "{view:?}");
+    assert!(
+        view.watch_ms > 0 && view.startup_score.is_some(),
         "{view:?}"
     );
-    assert_eq!(view.success_score, Some(100.0), "{view:?}");
-    assert!(view.watch_ms > 0 && view.startup_score.is_some(), "{view:?}");
 
     // Per minute and rendition: the bitrate the player fetched there.
     let minutes: Vec<QoeMinuteRow> = rows(
@@ -286,7 +291,10 @@ async fn hls_js_in_chromium_plays_the_live_stream_and_its_requests_are_logged() 
         &format!("stream_id = '{STREAM}' AND network = '127.0.0.0/24' AND media_ms > 0"),
     )
     .await;
-    assert!(!minutes.is_empty(), "no minute rows for the player's network");
+    assert!(
+        !minutes.is_empty(),
+        "no minute rows for the player's network"
+    );
     for minute in &minutes {
         assert_eq!(
             minute.cmcd_peak_bitrate_kbps,

@@ -4,7 +4,7 @@
 //! watermarks and incremental windows).
 
 pub mod compare;
-pub mod report;
 pub mod feed;
 pub mod oracle;
+pub mod report;
 pub mod stack;

@@ -284,7 +284,11 @@ async fn two_instances_split_the_job_and_hand_tasks_over_exactly() {
     )
     .await
     .expect("A never caught up with the last third");
-    assert_eq!(held(&owners, &a_token).len(), 8, "A alone again: {owners:?}");
+    assert_eq!(
+        held(&owners, &a_token).len(),
+        8,
+        "A alone again: {owners:?}"
+    );
 
     // Every window and session is closed once the idle watermark follows
     // the wall clock.

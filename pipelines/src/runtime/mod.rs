@@ -159,6 +159,7 @@ impl<J: Job> Pipeline<J> {
             root,
             tasks: BTreeMap::new(),
             raw: RowBinary::default(),
+            too_late: Vec::new(),
             events_in_batch: 0,
             last_checkpoint: Instant::now(),
         };
@@ -231,6 +232,8 @@ struct Run<J: Job> {
     stats: PipelineStats,
     /// The raw table's rows of a batch; kept to reuse its memory.
     raw: RowBinary,
+    /// Rows of a batch past the correction horizon, for the dead letters.
+    too_late: Vec<RecordBatch>,
     events_in_batch: usize,
     last_checkpoint: Instant,
 }
@@ -359,11 +362,18 @@ impl<J: Job> Run<J> {
         Ok(())
     }
 
-    /// Folds decoded rows into every task's window state; writes the raw
-    /// table and dead-letters rows past the correction horizon.
+    /// Folds decoded rows into every task's window state and writes them
+    /// to the raw table (see [`Self::fold`] and [`Self::write_input`]).
     async fn ingest(&mut self) -> Result<(), PipelineError> {
+        self.fold().await?;
+        self.write_input().await
+    }
+
+    /// Folds decoded rows into every task's window state, keeping the raw
+    /// table's rows and those past the correction horizon for
+    /// [`Self::write_input`].
+    async fn fold(&mut self) -> Result<(), PipelineError> {
         self.events_in_batch = 0;
-        let mut too_late: Vec<RecordBatch> = Vec::new();
         for task in self.tasks.values_mut() {
             let ingested = task.processor.ingest(&mut self.raw).await?;
             self.stats.duplicates += ingested.duplicates as u64;
@@ -372,19 +382,30 @@ impl<J: Job> Run<J> {
                 .increment(ingested.duplicates as u64);
             metrics::counter!("livepulse_pipeline_corrections_total")
                 .increment(ingested.corrections as u64);
-            too_late.extend(ingested.too_late);
+            if let Some(rows) = ingested.too_late {
+                self.stats.too_late += rows.num_rows() as u64;
+                self.too_late.push(rows);
+            }
         }
-        self.stats.too_late += too_late.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        self.sink.insert_raw(self.job.raw_table(), &self.raw).await?;
+        Ok(())
+    }
+
+    /// Writes the folded rows to the raw table and dead-letters those past
+    /// the correction horizon.
+    async fn write_input(&mut self) -> Result<(), PipelineError> {
+        self.sink
+            .insert_raw(self.job.raw_table(), &self.raw)
+            .await?;
         self.raw.clear();
-        self.dead_letters.too_late(&too_late).await?;
+        self.dead_letters.too_late(&self.too_late).await?;
+        self.too_late.clear();
         Ok(())
     }
 
     /// Emits the windows each task's watermark closed and the corrected ones.
     async fn flush(&mut self) -> Result<(), PipelineError> {
         self.rebalanced().await?;
-        self.ingest().await?;
+        self.fold().await?;
         let now = Instant::now();
         match self.source.assigned() {
             Ok(ids) => {
@@ -436,6 +457,8 @@ impl<J: Job> Run<J> {
         if let Some(sessions) = self.job.sessions() {
             self.sink.insert(sessions.table, &session_rows).await?;
         }
+        // After the window rows, which are what dashboards wait for.
+        self.write_input().await?;
         for (p, emission) in &emitted {
             if let Some(task) = self.tasks.get_mut(p) {
                 task.processor.emitted(emission);

@@ -34,7 +34,6 @@ pub struct Ingested {
     pub corrections: usize,
 }
 
-
 /// What a processor's state holds, and the bytes each part takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateMemory {

@@ -113,7 +113,11 @@ impl ClickHouseSink {
 
     /// Sends the rows in chunks (copies small enough for the allocator to
     /// reuse its memory); the crash point falls with half of them sent.
-    async fn try_insert_raw(&self, sql: &str, bytes: &[u8]) -> Result<(), clickhouse::error::Error> {
+    async fn try_insert_raw(
+        &self,
+        sql: &str,
+        bytes: &[u8],
+    ) -> Result<(), clickhouse::error::Error> {
         let mut insert = self.client.insert_formatted_with(sql);
         let chunks = bytes.chunks(RAW_CHUNK_BYTES);
         let half = chunks.len() / 2;

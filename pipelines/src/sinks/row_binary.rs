@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt32Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
@@ -226,7 +228,11 @@ impl<'a> Cell<'a> {
         match &self.values {
             Values::Text(a) => out.text(if valid { a.value(row) } else { "" }),
             Values::DateTimeFromMs(a) => {
-                let seconds = if valid { epoch_seconds(a.value(row)) } else { 0 };
+                let seconds = if valid {
+                    epoch_seconds(a.value(row))
+                } else {
+                    0
+                };
                 out.bytes.extend_from_slice(&seconds.to_le_bytes());
             }
             Values::Int64(a) => out.fixed(valid, a.value(row)),
@@ -345,7 +351,9 @@ mod tests {
         let mut out = RowBinary::default();
         TABLE.encode(&batch, &mut out).unwrap();
 
-        let mut want = vec![1, b'a', 1, 0, 0, 0, 0, 7, 0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0];
+        let mut want = vec![
+            1, b'a', 1, 0, 0, 0, 0, 7, 0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0,
+        ];
         // Before the epoch: DateTime cannot hold it, so 0; a null count is 0.
         want.extend([1, b'c', 0, 0, 0, 0, 1, 0, 200, 1]);
         want.extend(long.as_bytes());

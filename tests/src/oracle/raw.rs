@@ -9,10 +9,8 @@ use livepulse_sql::EventRow;
 /// event), sorted by `event_id`, with `received_ms` 0 (the collector's).
 pub fn event_rows(events: &[Event<'_>]) -> Vec<EventRow> {
     let text = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(str::to_owned);
-    let by_id: BTreeMap<&str, &Event<'_>> = events
-        .iter()
-        .map(|e| (e.event_id.as_ref(), e))
-        .collect();
+    let by_id: BTreeMap<&str, &Event<'_>> =
+        events.iter().map(|e| (e.event_id.as_ref(), e)).collect();
     by_id
         .into_values()
         .map(|e| EventRow {
