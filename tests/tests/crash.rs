@@ -123,7 +123,7 @@ async fn crashes_lose_and_double_count_nothing() {
             ),
             ("LIVEPULSE_PIPELINE__CHECKPOINT_INTERVAL_MS", "300".into()),
             ("LIVEPULSE_PIPELINE__FLUSH_INTERVAL_MS", "100".into()),
-            ("LIVEPULSE_PIPELINE__MAX_BATCH_EVENTS", "2048".into()),
+            ("LIVEPULSE_PIPELINE__MAX_BATCH_EVENTS", "16384".into()),
             ("LIVEPULSE_PIPELINE__IDLE_TIMEOUT_MS", "1000".into()),
             // Every slice is older than the wall clock, which the watermark
             // follows between slices: the horizon keeps all of it correctable.
