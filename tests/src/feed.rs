@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use livepulse_connectors::kafka::send_all;
 use livepulse_contract::playback::PlaybackRequest;
 use livepulse_contract::{Event, Limits, now_ms, topics};
 use livepulse_ingest::collector::batch::{pack, prepare};
 use livepulse_ingest::origin::pack_requests;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
+
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Produces `events` as the collector would, 200 at a time: packed into one
 /// columnar record per (topic, partition). Panics on an invalid event or a
@@ -28,18 +31,11 @@ pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
         let prepared = prepare(&chunk, now, &limits);
         assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
         let records = pack(&prepared.accepted, now, 512 * 1024).expect("events pack");
-        let sends = records.iter().map(|r| {
-            producer.send(
-                FutureRecord::<(), _>::to(r.topic)
-                    .partition(r.partition)
-                    .payload(&r.payload),
-                Duration::from_secs(30),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            if let Err((e, _)) = result {
-                panic!("producing to the test broker: {e}");
-            }
+        let records = records
+            .iter()
+            .map(|r| (r.topic, r.partition, r.payload.as_slice()));
+        if let Err(e) = send_all(producer, records, DELIVERY_TIMEOUT).await {
+            panic!("producing to the test broker: {e}");
         }
     }
 }
@@ -50,18 +46,15 @@ pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
 pub async fn produce_requests(producer: &FutureProducer, requests: &[PlaybackRequest]) {
     for chunk in requests.chunks(1_000) {
         let records = pack_requests(chunk, 512 * 1024);
-        let sends = records.iter().map(|r| {
-            producer.send(
-                FutureRecord::<(), _>::to(topics::PLAYBACK_REQUESTS.name)
-                    .partition(r.partition)
-                    .payload(&r.payload),
-                Duration::from_secs(30),
+        let records = records.iter().map(|r| {
+            (
+                topics::PLAYBACK_REQUESTS.name,
+                r.partition,
+                r.payload.as_slice(),
             )
         });
-        for result in futures::future::join_all(sends).await {
-            if let Err((e, _)) = result {
-                panic!("producing to the test broker: {e}");
-            }
+        if let Err(e) = send_all(producer, records, DELIVERY_TIMEOUT).await {
+            panic!("producing to the test broker: {e}");
         }
     }
 }

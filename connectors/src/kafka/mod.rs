@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, DefaultConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// A producer that never duplicates or reorders within a partition
 /// (`enable.idempotence`, `acks=all`), compressing with lz4 (the test broker
@@ -31,6 +31,36 @@ pub fn idempotent_producer(
             delivery_timeout.as_millis().to_string(),
         )
         .create()
+}
+
+/// Sends `(topic, partition, payload)` records at once and waits for every
+/// delivery; the first failure is returned once all have settled.
+///
+/// ```no_run
+/// # async fn send(producer: &rdkafka::producer::FutureProducer) -> Result<(), rdkafka::error::KafkaError> {
+/// use std::time::Duration;
+///
+/// let records = [("livepulse.player.v1", 3, b"LPA1...".as_slice())];
+/// livepulse_connectors::kafka::send_all(producer, records, Duration::from_secs(30)).await
+/// # }
+/// ```
+pub async fn send_all<'a>(
+    producer: &FutureProducer,
+    records: impl IntoIterator<Item = (&'a str, i32, &'a [u8])>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let sends = records.into_iter().map(|(topic, partition, payload)| {
+        producer.send(
+            FutureRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(payload),
+            timeout,
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e)?;
+    }
+    Ok(())
 }
 
 /// A consumer in `group_id` that commits only when told to (offsets are

@@ -9,6 +9,22 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type}
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
+/// Column `name` of `batch`, cast to `to` when it has another type.
+pub(crate) fn column_as(
+    batch: &RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> Result<ArrayRef, ArrowError> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| ArrowError::SchemaError(format!("batch lacks column `{name}`")))?;
+    if column.data_type() == to {
+        Ok(Arc::clone(column))
+    } else {
+        cast(column, to)
+    }
+}
+
 /// Columns of one batch, each cast to the type its accessor returns, so SQL
 /// may produce any integer width (`COUNT` gives Int64, `SUM` of UInt32 gives
 /// UInt64) without the row mapping caring.
@@ -23,15 +39,7 @@ impl<'a> Columns<'a> {
     }
 
     fn column(&self, name: &str, to: &DataType) -> Result<ArrayRef, ArrowError> {
-        let column = self
-            .batch
-            .column_by_name(name)
-            .ok_or_else(|| ArrowError::SchemaError(format!("job result lacks column `{name}`")))?;
-        if column.data_type() == to {
-            Ok(Arc::clone(column))
-        } else {
-            cast(column, to)
-        }
+        column_as(self.batch, name, to)
     }
 
     /// A non-null unsigned integer column (nulls read as 0, e.g. `SUM` of nothing).

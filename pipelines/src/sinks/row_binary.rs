@@ -3,17 +3,15 @@
 //! owned Rust row per event (a `String` per text field) and serializing it
 //! cost more than all the windowed aggregation.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, StringArray,
 };
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt32Type, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::jobs::epoch_seconds;
+use crate::runtime::columns::column_as;
 
 /// The ClickHouse type of a raw column, and so its RowBinary encoding.
 /// A null in the input of a non-`Nullable` column is written as the type's
@@ -117,7 +115,7 @@ impl RawTable {
         let keep: Option<Vec<bool>> = match self.only {
             None => None,
             Some((column, value)) => {
-                let column = input(batch, column, &DataType::Utf8)?;
+                let column = column_as(batch, column, &DataType::Utf8)?;
                 Some(
                     column
                         .as_string::<i32>()
@@ -130,7 +128,7 @@ impl RawTable {
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter()
-            .map(|c| input(batch, c.from, &c.kind.arrow_type()))
+            .map(|c| column_as(batch, c.from, &c.kind.arrow_type()))
             .collect::<Result<_, _>>()?;
         let cells: Vec<Cell<'_>> = self
             .columns
@@ -161,18 +159,6 @@ impl Kind {
             Kind::Bool => DataType::Boolean,
             Kind::Float64 => DataType::Float64,
         }
-    }
-}
-
-/// An input column, cast to `to` when it has another type.
-fn input(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, ArrowError> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| ArrowError::SchemaError(format!("input lacks column `{name}`")))?;
-    if column.data_type() == to {
-        Ok(Arc::clone(column))
-    } else {
-        cast(column, to)
     }
 }
 
@@ -310,6 +296,8 @@ little_endian!(i64, u32, u64, f64);
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use datafusion::arrow::array::{Int64Array, UInt32Array};
     use datafusion::arrow::datatypes::{Field, Schema};
 

@@ -15,13 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_connectors::kafka::{idempotent_producer, send_all};
 use livepulse_contract::{Event, Family, Kind, Limits, now_ms, tables};
 use livepulse_ingest::collector::batch::{pack, prepare};
 use livepulse_pipelines::config::Assignment;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
-use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
 use super::{LocalStack, MAX_RECORD_BYTES};
@@ -79,17 +78,12 @@ pub(super) async fn run(config: &PipelineConfig, rate: u32, duration: Duration) 
             prepared.rejected
         );
         let records = pack(&prepared.accepted, now, MAX_RECORD_BYTES)?;
-        let sends = records.iter().map(|r| {
-            producer.send(
-                FutureRecord::<(), _>::to(r.topic)
-                    .partition(r.partition)
-                    .payload(&r.payload),
-                Duration::from_secs(30),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| e).context("producing")?;
-        }
+        let sends = records
+            .iter()
+            .map(|r| (r.topic, r.partition, r.payload.as_slice()));
+        send_all(&producer, sends, Duration::from_secs(30))
+            .await
+            .context("producing")?;
         let (first, window) = (produced.len(), window_of(now));
         produced.extend((first..first + n).map(|i| ((stream(i), window), at)));
     }

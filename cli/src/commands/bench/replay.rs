@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use livepulse_connectors::kafka::idempotent_producer;
+use livepulse_connectors::kafka::{idempotent_producer, send_all};
 use livepulse_contract::record::Payload;
 use livepulse_contract::{Limits, tables};
 use livepulse_ingest::collector::batch::{Packer, Record, prepare};
@@ -21,7 +21,6 @@ use livepulse_pipelines::runtime::processor::{Lateness, Processor};
 use livepulse_pipelines::sinks::row_binary::RowBinary;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
 use livepulse_simulator::{Audience, AudienceConfig};
-use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
 use super::{BenchArgs, LocalStack, MAX_RECORD_BYTES, cpu_time};
@@ -188,19 +187,12 @@ async fn end_to_end(
     let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
     let producer = idempotent_producer(kafka, Duration::from_secs(30))?;
     let start = Instant::now();
-    let sends = taken.iter().map(|r| {
-        producer.send(
-            FutureRecord::<(), _>::to(r.topic)
-                .partition(r.partition)
-                .payload(&r.payload),
-            Duration::from_secs(30),
-        )
-    });
-    for result in futures::future::join_all(sends).await {
-        result
-            .map_err(|(e, _)| e)
-            .context("producing to the local broker")?;
-    }
+    let sends = taken
+        .iter()
+        .map(|r| (r.topic, r.partition, r.payload.as_slice()));
+    send_all(&producer, sends, Duration::from_secs(30))
+        .await
+        .context("producing to the local broker")?;
     let produced = start.elapsed();
     println!(
         "  produced {n} events in {} records in {:.2} s",
