@@ -54,6 +54,27 @@ pub fn report<K: Ord, R: PartialEq>(
     r
 }
 
+/// The keys (at most `limit`) where `actual` differs from `expected`, each
+/// with both rows, for a failing test to print.
+pub fn mismatches<K: Ord + fmt::Debug, R: PartialEq + fmt::Debug>(
+    expected: &BTreeMap<K, R>,
+    actual: &BTreeMap<K, R>,
+    limit: usize,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&K> = expected.keys().chain(actual.keys()).collect();
+    keys.into_iter()
+        .filter(|k| expected.get(*k) != actual.get(*k))
+        .take(limit)
+        .map(|k| {
+            format!(
+                "{k:?}: expected {:?}, got {:?}",
+                expected.get(k),
+                actual.get(k)
+            )
+        })
+        .collect()
+}
+
 /// Window rows by [`WindowKey`].
 pub fn keyed_windows(rows: Vec<EngagementRow>) -> BTreeMap<WindowKey, EngagementRow> {
     rows.into_iter()

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use livepulse_connectors::kafka::idempotent_producer;
 use livepulse_contract::now_ms;
-use livepulse_e2e::report::{Report, keyed_sessions, keyed_windows, report};
+use livepulse_e2e::report::{Report, keyed_sessions, keyed_windows, mismatches, report};
 use livepulse_e2e::{feed, oracle, stack};
 use livepulse_simulator::{Audience, AudienceConfig};
 
@@ -123,7 +123,7 @@ async fn crashes_lose_and_double_count_nothing() {
             ),
             ("LIVEPULSE_PIPELINE__CHECKPOINT_INTERVAL_MS", "300".into()),
             ("LIVEPULSE_PIPELINE__FLUSH_INTERVAL_MS", "100".into()),
-            ("LIVEPULSE_PIPELINE__MAX_BATCH_EVENTS", "16384".into()),
+            ("LIVEPULSE_PIPELINE__MAX_BATCH_EVENTS", "2048".into()),
             ("LIVEPULSE_PIPELINE__IDLE_TIMEOUT_MS", "1000".into()),
             // Every slice is older than the wall clock, which the watermark
             // follows between slices: the horizon keeps all of it correctable.
@@ -185,7 +185,9 @@ async fn crashes_lose_and_double_count_nothing() {
         |rows| *rows == expected_sessions,
     )
     .await;
-    let raw = stack::distinct_raw_events(clickhouse).await;
+    let distinct: std::collections::HashSet<&str> =
+        events.iter().map(|e| e.event_id.as_ref()).collect();
+    let raw = stack::distinct_raw_events(clickhouse, distinct.len() as u64).await;
     stop(&mut last);
 
     let report_windows = report(&expected, &actual, |r| r.events);
@@ -199,8 +201,6 @@ async fn crashes_lose_and_double_count_nothing() {
         expected.len(),
         expected_sessions.len(),
     );
-    let distinct: std::collections::HashSet<&str> =
-        events.iter().map(|e| e.event_id.as_ref()).collect();
     let clean = report_windows == Report::default() && report_sessions == Report::default();
     if !clean || raw != distinct.len() as u64 {
         for entry in std::fs::read_dir(&logs).unwrap() {
@@ -211,6 +211,12 @@ async fn crashes_lose_and_double_count_nothing() {
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
             }
+        }
+        for mismatch in mismatches(&expected, &actual, 20)
+            .into_iter()
+            .chain(mismatches(&expected_sessions, &sessions, 20))
+        {
+            eprintln!("{mismatch}");
         }
     }
     assert_eq!(report_windows, Report::default(), "windows, seed {seed}");

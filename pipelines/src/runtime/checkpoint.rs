@@ -17,8 +17,14 @@
 //! leaves the previous checkpoint intact. The newest id wins; every
 //! checkpoint holds state and offsets of one instant, so any of them is a
 //! correct place to resume from.
+//!
+//! Beside them, `shown-<epoch>-<owner>.log` journals the sessions emitted
+//! since checkpoint `epoch` was snapshotted (see
+//! [`super::session::SessionState::restore_shown`]). A restore from
+//! checkpoint `n` reads the journals of epochs `n` and later; publishing
+//! checkpoint `n` removes those of earlier epochs.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -41,6 +47,8 @@ const SESSIONS: &str = "sessions.arrow";
 const PREFIX: &str = "ckpt-";
 const TMP: &str = ".tmp";
 const TASK_PREFIX: &str = "partition-";
+const JOURNAL_PREFIX: &str = "shown-";
+const JOURNAL_SUFFIX: &str = ".log";
 /// Checkpoints kept besides the newest, for inspection after an incident.
 const KEEP_OLDER: usize = 1;
 
@@ -221,6 +229,75 @@ impl CheckpointStore {
         Ok(entries)
     }
 
+    /// Journals as (epoch, file name), by whichever instance.
+    fn journals(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
+        let mut journals: Vec<(u64, String)> = fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let (epoch, _owner) = name
+                    .strip_prefix(JOURNAL_PREFIX)?
+                    .strip_suffix(JOURNAL_SUFFIX)?
+                    .split_once('-')?;
+                Some((epoch.parse().ok()?, name))
+            })
+            .collect();
+        journals.sort();
+        Ok(journals)
+    }
+
+    /// Appends `entry` to this instance's journal of epoch `epoch` (the
+    /// newest checkpoint snapshotted or restored, 0 before any) and makes
+    /// it durable. Call it before writing the rows the entry describes.
+    pub fn journal_shown(&self, epoch: u64, entry: &[u8]) -> Result<(), CheckpointError> {
+        let path = self.dir.join(format!(
+            "{JOURNAL_PREFIX}{epoch}-{}{JOURNAL_SUFFIX}",
+            self.owner
+        ));
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let len = u32::try_from(entry.len()).unwrap_or(u32::MAX);
+        let mut frame = Vec::with_capacity(4 + entry.len());
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(entry);
+        file.write_all(&frame).map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))?;
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Every journal entry of epoch `since` or later, oldest epoch first. A
+    /// torn last entry is left out: the crash came before its rows were
+    /// written.
+    pub fn shown_since(&self, since: u64) -> Result<Vec<Vec<u8>>, CheckpointError> {
+        let mut entries = Vec::new();
+        for (_, name) in self.journals()?.into_iter().filter(|(e, _)| *e >= since) {
+            let path = self.dir.join(name);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                // Removed by an instance that published a newer checkpoint.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&path)(e)),
+            };
+            let mut rest = bytes.as_slice();
+            while let Some(len) = rest.get(..4) {
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                let Some(entry) = rest.get(4..4 + len) else {
+                    break;
+                };
+                entries.push(entry.to_vec());
+                rest = &rest[4 + len..];
+            }
+        }
+        Ok(entries)
+    }
+
     /// The id of the newest complete checkpoint, by whichever instance.
     pub fn latest_id(&self) -> Result<Option<u64>, CheckpointError> {
         Ok(self.entries()?.last().map(|(id, _)| *id))
@@ -328,14 +405,23 @@ impl CheckpointStore {
             .take(entries.len().saturating_sub(KEEP_OLDER + 1))
         {
             let path = self.dir.join(old);
-            // Another instance may have removed it first.
-            if let Err(e) = fs::remove_dir_all(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(io(&path)(e));
-            }
+            removed(&path, fs::remove_dir_all(&path))?;
+        }
+        // What they journal, checkpoint `id` holds.
+        for (_, old) in self.journals()?.iter().filter(|(epoch, _)| *epoch < id) {
+            let path = self.dir.join(old);
+            removed(&path, fs::remove_file(&path))?;
         }
         Ok(())
+    }
+}
+
+/// The outcome of removing `path`: another instance may have removed it
+/// first.
+fn removed(path: &Path, removal: std::io::Result<()>) -> Result<(), CheckpointError> {
+    match removal {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path)(e)),
+        _ => Ok(()),
     }
 }
 
@@ -384,6 +470,49 @@ mod tests {
     use super::*;
     use crate::runtime::state::id_schema;
 
+    fn ids() -> RecordBatch {
+        RecordBatch::try_new(
+            id_schema(),
+            vec![
+                Arc::new(UInt64Array::from(vec![1])),
+                Arc::new(UInt64Array::from(vec![2])),
+                Arc::new(Int64Array::from(vec![10_000])),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Checkpoint `id` of partition 3, resuming at offset `10 * id`.
+    fn checkpoint(id: u64, windows: &[String], sessions: Option<RecordBatch>) -> Checkpoint {
+        Checkpoint {
+            meta: Meta {
+                id,
+                partition: 3,
+                windows: windows.to_vec(),
+                progress: Progress::default(),
+                watermark: Some(id as i64),
+                offsets: vec![SourceOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    next: id as i64 * 10,
+                }],
+            },
+            pane_schema: id_schema(),
+            panes: vec![],
+            ids: ids(),
+            sessions,
+        }
+    }
+
+    fn names(store: &CheckpointStore) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn saves_atomically_and_reads_back_the_newest() {
         let dir = tempfile::tempdir().unwrap();
@@ -392,36 +521,11 @@ mod tests {
         assert_eq!(store.partition(), 3);
         assert!(store.latest(&[]).unwrap().is_none());
         let windows = vec!["tumble(interval '10 seconds')".to_owned()];
-        let ids = RecordBatch::try_new(
-            id_schema(),
-            vec![
-                Arc::new(UInt64Array::from(vec![1])),
-                Arc::new(UInt64Array::from(vec![2])),
-                Arc::new(Int64Array::from(vec![10_000])),
-            ],
-        )
-        .unwrap();
+        let ids = ids();
         for id in 1..=3 {
             assert_eq!(store.next_id().unwrap(), id);
-            let checkpoint = Checkpoint {
-                meta: Meta {
-                    id,
-                    partition: 3,
-                    windows: windows.clone(),
-                    progress: Progress::default(),
-                    watermark: Some(id as i64),
-                    offsets: vec![SourceOffset {
-                        topic: "t".into(),
-                        partition: 0,
-                        next: id as i64 * 10,
-                    }],
-                },
-                pane_schema: id_schema(),
-                panes: vec![],
-                ids: ids.clone(),
-                sessions: (id == 3).then(|| ids.clone()),
-            };
-            store.save(&checkpoint).unwrap();
+            let sessions = (id == 3).then(|| ids.clone());
+            store.save(&checkpoint(id, &windows, sessions)).unwrap();
         }
         // A crash mid-write leaves a .tmp directory, which is ignored.
         fs::create_dir(store.dir().join("ckpt-4-a1.tmp")).unwrap();
@@ -430,14 +534,6 @@ mod tests {
         assert_eq!(latest.ids, ids);
         assert_eq!(latest.sessions, Some(ids));
         // Only the newest two are kept.
-        let names = |store: &CheckpointStore| {
-            let mut names: Vec<String> = fs::read_dir(store.dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            names
-        };
         assert_eq!(
             names(&store),
             vec!["ckpt-2-a1", "ckpt-3-a1", "ckpt-4-a1.tmp"]
@@ -468,5 +564,37 @@ mod tests {
             CheckpointRoot::open(&old, "a1"),
             Err(CheckpointError::OldLayout { .. })
         ));
+    }
+
+    #[test]
+    fn journals_shown_sessions_by_epoch_until_a_checkpoint_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = CheckpointRoot::open(dir.path(), "a1").unwrap();
+        let store = root.task(3).unwrap();
+        assert!(store.shown_since(0).unwrap().is_empty());
+        store.journal_shown(0, b"before any checkpoint").unwrap();
+        store.journal_shown(1, b"after 1").unwrap();
+        store.journal_shown(1, b"").unwrap();
+        // Another instance that restored checkpoint 1 journals beside it.
+        let other = CheckpointRoot::open(dir.path(), "b2").unwrap();
+        other.task(3).unwrap().journal_shown(1, b"by b2").unwrap();
+        // A crash mid-append leaves a torn last entry, which is left out.
+        let mut torn = OpenOptions::new()
+            .append(true)
+            .open(store.dir().join("shown-1-a1.log"))
+            .unwrap();
+        torn.write_all(&[9, 0, 0, 0, b'x']).unwrap();
+        let all: Vec<&[u8]> = vec![b"before any checkpoint", b"after 1", b"", b"by b2"];
+        assert_eq!(store.shown_since(0).unwrap(), all);
+        assert_eq!(store.shown_since(1).unwrap(), all[1..]);
+        assert!(store.shown_since(2).unwrap().is_empty());
+        // Publishing checkpoint 1 removes what it holds: epoch 0.
+        store.save(&checkpoint(1, &[], None)).unwrap();
+        assert_eq!(
+            names(&store),
+            vec!["ckpt-1-a1", "shown-1-a1.log", "shown-1-b2.log"]
+        );
+        store.save(&checkpoint(2, &[], None)).unwrap();
+        assert_eq!(names(&store), vec!["ckpt-1-a1", "ckpt-2-a1"]);
     }
 }

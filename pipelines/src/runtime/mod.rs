@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 
 use self::checkpoint::{CheckpointError, CheckpointRoot, SourceOffset};
 use self::decode::InputError;
-use self::processor::Lateness;
+use self::processor::{JobEmission, Lateness};
 use self::task::Task;
 use self::window::WindowSpecError;
 use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
@@ -453,6 +453,7 @@ impl<J: Job> Run<J> {
             metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job, "partition" => p.to_string())
                 .set(watermark as f64);
         }
+        self.journal_shown(&emitted).await?;
         self.sink.insert(self.job.table(), &rows).await?;
         if let Some(sessions) = self.job.sessions() {
             self.sink.insert(sessions.table, &session_rows).await?;
@@ -479,6 +480,24 @@ impl<J: Job> Run<J> {
         metrics::gauge!("livepulse_pipeline_open_sessions", "job" => job).set(sessions as f64);
         metrics::gauge!("livepulse_pipeline_tasks", "job" => job).set(self.tasks.len() as f64);
         self.stats.late_session_updates = late;
+        Ok(())
+    }
+
+    /// Journals the sessions the emissions show, each in its task's
+    /// checkpoint directory, so a restart can retract those the replay
+    /// moves (see [`session`]).
+    async fn journal_shown(&self, emitted: &[(i32, JobEmission<J>)]) -> Result<(), PipelineError> {
+        let writes: Vec<_> = emitted
+            .iter()
+            .filter(|(_, emission)| !emission.shown().is_empty())
+            .filter_map(|(p, emission)| {
+                let task = self.tasks.get(p)?;
+                Some(task.journal_shown(emission.shown().to_vec()))
+            })
+            .collect();
+        for write in writes {
+            task::joined(write).await?;
+        }
         Ok(())
     }
 

@@ -67,6 +67,19 @@ pub struct Emission<R, S> {
     pub rows: Vec<R>,
     /// The job's session rows (closed, corrected and retracted sessions).
     pub session_rows: Vec<S>,
+    /// The sessions the rows show, to journal before writing them.
+    shown: Vec<u8>,
+}
+
+/// The emission of job `J`'s processor.
+pub type JobEmission<J> = Emission<<J as Job>::Row, <J as Job>::SessionRow>;
+
+impl<R, S> Emission<R, S> {
+    /// The journal entry of the sessions this emission shows; the task
+    /// journals it durably before the rows are written.
+    pub fn shown(&self) -> &[u8] {
+        &self.shown
+    }
 }
 
 /// Lateness settings of a processor.
@@ -201,29 +214,31 @@ impl<J: Job> Processor<J> {
         &mut self,
         watermark: i64,
         emitted_ms: i64,
-    ) -> Result<Emission<J::Row, J::SessionRow>, PipelineError> {
+    ) -> Result<JobEmission<J>, PipelineError> {
         let due = self.state.due(watermark);
         let mut rows = Vec::new();
         for (window, result) in self.state.evaluate(&due, &self.sql).await? {
             rows.extend(self.job.rows(&result, window, emitted_ms)?);
         }
-        let mut session_rows = Vec::new();
+        let (mut session_rows, mut shown) = (Vec::new(), Vec::new());
         if let Some(sessions) = &self.sessions {
             let due = sessions.state.due(watermark)?;
-            if due.num_rows() > 0 {
-                let result = sessions.sql.finish(vec![due]).await?;
+            if due.states.num_rows() > 0 {
+                let result = sessions.sql.finish(vec![due.states]).await?;
                 session_rows = self.job.session_rows(&result, emitted_ms)?;
             }
+            shown = due.shown;
         }
         Ok(Emission {
             watermark,
             rows,
             session_rows,
+            shown,
         })
     }
 
     /// Records that an emission was written.
-    pub fn emitted(&mut self, emission: &Emission<J::Row, J::SessionRow>) {
+    pub fn emitted(&mut self, emission: &JobEmission<J>) {
         self.state.emitted_at(emission.watermark);
         if let Some(sessions) = &mut self.sessions {
             sessions.state.emitted_at(emission.watermark);
@@ -299,6 +314,16 @@ impl<J: Job> Processor<J> {
                 &self.sql,
             )
             .await?;
+        Ok(())
+    }
+
+    /// Folds in a journal entry of [`Emission::shown`] written after the
+    /// restored checkpoint, so sessions shown since are retracted if the
+    /// replay gives them another start.
+    pub fn restore_shown(&mut self, entry: &[u8]) -> Result<(), PipelineError> {
+        if let Some(sessions) = &mut self.sessions {
+            sessions.state.restore_shown(entry)?;
+        }
         Ok(())
     }
 }

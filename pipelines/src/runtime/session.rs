@@ -22,6 +22,16 @@
 //! state (every count 0), which the job writes with the highest version.
 //! Sessions restored from a checkpoint may have been emitted after it, so
 //! they are retracted the same way.
+//!
+//! A session that did not exist at the checkpoint may also have been
+//! emitted before a crash, and the replay may give it another start (an
+//! event that arrived after the emission arrives before it). So every
+//! emission lists the (key, first, last) of the sessions it shows, and the
+//! runtime journals that list durably before writing the rows (see
+//! [`super::checkpoint::CheckpointStore::journal_shown`]). A restore
+//! folds the journal back in as empty sessions flagged as maybe emitted:
+//! replayed events merge into them, and a start that did not survive is
+//! retracted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,9 +56,13 @@ const EMITTED: i64 = 1 << 62;
 const DIRTY: i64 = 1 << 61;
 /// Restored from a checkpoint unemitted: it may have been emitted after it.
 const MAYBE_EMITTED: i64 = 1 << 60;
-const FLAG_BITS: i64 = EMITTED | DIRTY | MAYBE_EMITTED;
+/// Only the journaled bounds of a maybe emitted session, no events yet: it
+/// is not emitted on its own, or its empty row would retract the start its
+/// events are about to give it again.
+const SHOWN_ONLY: i64 = 1 << 59;
+const FLAG_BITS: i64 = EMITTED | DIRTY | MAYBE_EMITTED | SHOWN_ONLY;
 /// The low bits of a slot's first word are its null mask.
-const MAX_STATES: usize = 60;
+const MAX_STATES: usize = 59;
 /// Words before a slot's state values: flags and null mask, next slot.
 const HEADER: usize = 2;
 const NO_SLOT: i64 = -1;
@@ -203,6 +217,16 @@ impl Layout {
     }
 }
 
+/// What [`SessionState::due`] hands out.
+#[derive(Debug)]
+pub struct DueSessions {
+    /// State rows of the closed, corrected and retracted sessions.
+    pub states: RecordBatch,
+    /// The journal entry of the sessions with events among them, for
+    /// [`SessionState::restore_shown`].
+    pub shown: Vec<u8>,
+}
+
 /// Open and recently emitted sessions of one session query.
 ///
 /// Memory: one hash entry per key (its encoded key bytes and a slot index)
@@ -345,6 +369,8 @@ impl SessionState {
             first - end < self.gap_ms && start - last < self.gap_ms
         }));
         if let Some((&into, rest)) = touching.split_first() {
+            let shown_only = row[0] & SHOWN_ONLY != 0
+                && touching.iter().all(|s| self.slot(*s)[0] & SHOWN_ONLY != 0);
             // Starts under which a row may exist: all but the merged
             // session's are retracted.
             let mut shown: Vec<i64> = touching
@@ -358,12 +384,19 @@ impl SessionState {
                 self.merge_into(into, &other_row);
                 self.remove(key, *other);
             }
+            if row[0] & (EMITTED | MAYBE_EMITTED) != 0 {
+                shown.push(first);
+            }
             let (start, _) = self.bounds(into);
             shown.retain(|s| *s != start);
             self.retractions
                 .extend(shown.into_iter().map(|s| (Box::from(key), s)));
-            if self.slot(into)[0] & EMITTED != 0 {
-                self.slot_mut(into)[0] |= DIRTY;
+            let merged = &mut self.slot_mut(into)[0];
+            if *merged & EMITTED != 0 {
+                *merged |= DIRTY;
+            }
+            if !shown_only {
+                *merged &= !SHOWN_ONLY;
             }
             self.pending(self.bounds(into).1);
         } else {
@@ -456,17 +489,19 @@ impl SessionState {
     }
 
     /// Sessions the watermark closes for the first time, closed ones
-    /// corrected since, and retractions, as state rows. Call
-    /// [`Self::emitted_at`] once their rows are written.
-    pub fn due(&self, watermark: i64) -> Result<RecordBatch> {
+    /// corrected since, and retractions. Journal their `shown` entry, then
+    /// write their rows, then call [`Self::emitted_at`].
+    pub fn due(&self, watermark: i64) -> Result<DueSessions> {
         let mut picked: Vec<(&[u8], Vec<i64>)> = Vec::new();
+        let mut shown = Vec::new();
         // Nothing waiting closes before `next_close`: no scan until then.
         if watermark >= self.next_close {
             for key in self.index.keys() {
                 for slot in self.chain(key) {
                     let s = self.slot(slot);
                     let pending = s[0] & EMITTED == 0 || s[0] & DIRTY != 0;
-                    if pending && self.closed(slot, watermark) {
+                    if pending && s[0] & SHOWN_ONLY == 0 && self.closed(slot, watermark) {
+                        encode_shown(&mut shown, key, self.bounds(slot));
                         picked.push((key, s.to_vec()));
                     }
                 }
@@ -475,7 +510,33 @@ impl SessionState {
         for (key, start) in &self.retractions {
             picked.push((key, self.empty_row(*start)));
         }
-        self.state_batch(&picked, false)
+        Ok(DueSessions {
+            states: self.state_batch(&picked, false)?,
+            shown,
+        })
+    }
+
+    /// Folds in a journal entry of [`DueSessions::shown`] written since the
+    /// restored checkpoint: each session it lists becomes an empty session
+    /// with its bounds, maybe emitted, that the replayed events merge into.
+    /// Until they do, it is not emitted.
+    pub fn restore_shown(&mut self, mut entry: &[u8]) -> Result<()> {
+        while !entry.is_empty() {
+            let (key, first, last) = decode_shown(&mut entry).ok_or_else(|| {
+                DataFusionError::Internal("a truncated session journal entry".into())
+            })?;
+            let beyond_horizon = self
+                .emitted_until
+                .is_some_and(|w| last + self.gap_ms + self.horizon_ms <= w);
+            if !beyond_horizon {
+                let mut row = self.empty_row(first);
+                let (first_ts, last_ts) = (self.layout.first_ts, self.layout.last_ts);
+                row[0] = (row[0] & !(1 << first_ts | 1 << last_ts)) | MAYBE_EMITTED | SHOWN_ONLY;
+                row[HEADER + last_ts] = last;
+                self.merge_row(key, &row);
+            }
+        }
+        Ok(())
     }
 
     fn closed(&self, slot: u32, watermark: i64) -> bool {
@@ -733,6 +794,25 @@ fn encode_key(out: &mut Vec<u8>, part: Option<&str>) {
     }
 }
 
+/// Appends a shown session to a journal entry: its encoded key and bounds.
+fn encode_shown(out: &mut Vec<u8>, key: &[u8], (first, last): (i64, i64)) {
+    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&first.to_le_bytes());
+    out.extend_from_slice(&last.to_le_bytes());
+}
+
+/// Reads back one session written by [`encode_shown`], advancing `rest`.
+fn decode_shown<'a>(rest: &mut &'a [u8]) -> Option<(&'a [u8], i64, i64)> {
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let key = rest.get(4..4 + len)?;
+    let bounds = rest.get(4 + len..4 + len + 16)?;
+    let first = i64::from_le_bytes(bounds[..8].try_into().ok()?);
+    let last = i64::from_le_bytes(bounds[8..].try_into().ok()?);
+    *rest = &rest[4 + len + 16..];
+    Some((key, first, last))
+}
+
 /// Reads back one part written by [`encode_key`], advancing `rest`.
 fn decode_key<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
     let (flag, tail) = rest.split_first()?;
@@ -800,7 +880,7 @@ mod tests {
         /// (viewer, start, last, n) of what `watermark` emits, sorted; then
         /// marks it written.
         async fn emit(&mut self, watermark: i64) -> Vec<(String, i64, Option<i64>, i64)> {
-            let due = self.state.due(watermark).unwrap();
+            let due = self.state.due(watermark).unwrap().states;
             let mut out = Vec::new();
             if due.num_rows() > 0 {
                 for b in self.sql.finish(vec![due]).await.unwrap() {
@@ -901,6 +981,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sessions_shown_after_the_checkpoint_retract_starts_the_replay_moves() {
+        let mut f = Fixture::new(60_000).await;
+        let saved = f.state.checkpoint_batch().unwrap();
+        f.add(&[(1, "a", 10_000), (2, "b", 10_000), (3, "c", 20_000)])
+            .await;
+        // The first run wrote these rows, then died before its next checkpoint.
+        let shown = f.state.due(50_000).unwrap().shown;
+        let mut g = Fixture::new(60_000).await;
+        g.state.restore(&saved, None).unwrap();
+        g.state.restore_shown(&shown).unwrap();
+        assert_eq!(g.state.sessions(), 3);
+        // Journaled bounds alone are no rows, even past their close.
+        assert_eq!(g.emit(50_000).await, vec![]);
+        // The replay reads a's event of 5 s, which the first run got later,
+        // before the watermark closes the session; c's event is not read yet.
+        g.add(&[(1, "a", 10_000), (3, "a", 5_000), (2, "b", 10_000)])
+            .await;
+        assert_eq!(
+            g.emit(50_000).await,
+            vec![
+                ("a".into(), 5_000, Some(10_000), 2),
+                ("a".into(), 10_000, None, 0),
+                ("b".into(), 10_000, Some(10_000), 1),
+            ]
+        );
+        g.add(&[(4, "c", 20_000)]).await;
+        assert_eq!(
+            g.emit(50_000).await,
+            vec![("c".into(), 20_000, Some(20_000), 1)]
+        );
+        assert_eq!(g.state.late_dropped(), 0);
+    }
+
+    #[tokio::test]
     async fn text_minimum_and_maximum_merge_across_batches_and_checkpoints() {
         let sql = plan(
             "SELECT window_start, viewer_id, min(ts), max(ts), min(session_id) AS first, \
@@ -928,7 +1042,7 @@ mod tests {
             .unwrap();
         for state in [state, restored] {
             let rows = sql
-                .finish(vec![state.due(i64::MAX / 2).unwrap()])
+                .finish(vec![state.due(i64::MAX / 2).unwrap().states])
                 .await
                 .unwrap();
             let first = rows[0].column_by_name("first").unwrap().as_string::<i32>();

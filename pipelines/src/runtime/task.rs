@@ -22,6 +22,9 @@ pub(crate) struct Task<J: Job> {
     store: CheckpointStore,
     /// The newest checkpoint this instance wrote or restored for the task.
     latest: Option<u64>,
+    /// The newest checkpoint snapshotted or restored (0 before any): the
+    /// journal epoch of the sessions shown since.
+    epoch: u64,
     /// Between a revocation and the next assignment: its partitions may be
     /// another member's, so it is neither emitted nor checkpointed.
     pub(crate) revoked: bool,
@@ -31,7 +34,8 @@ pub(crate) struct Task<J: Job> {
 
 impl<J: Job> Task<J> {
     /// The task restored from the newest checkpoint in `store` (by any
-    /// instance), or empty; with the offsets its state resumes at.
+    /// instance), or empty, and the sessions journaled as shown since; with
+    /// the offsets its state resumes at.
     pub(crate) async fn restore(
         job: J,
         lateness: Lateness,
@@ -46,10 +50,15 @@ impl<J: Job> Task<J> {
             }
             None => (None, Vec::new()),
         };
+        let epoch = latest.unwrap_or(0);
+        for entry in store.shown_since(epoch)? {
+            processor.restore_shown(&entry)?;
+        }
         let task = Self {
             processor,
             store,
             latest,
+            epoch,
             revoked: false,
             saving: None,
         };
@@ -67,6 +76,14 @@ impl<J: Job> Task<J> {
         Ok(self.store.latest_id()? > self.latest)
     }
 
+    /// Durably journals the sessions an emission shows (see
+    /// [`super::processor::Emission::shown`]) off the loop; await it
+    /// before writing the emission's rows.
+    pub(crate) fn journal_shown(&self, entry: Vec<u8>) -> JoinHandle<Result<(), CheckpointError>> {
+        let (store, epoch) = (self.store.clone(), self.epoch);
+        tokio::task::spawn_blocking(move || store.journal_shown(epoch, &entry))
+    }
+
     /// Whether a checkpoint is being written and has finished.
     pub(crate) fn save_finished(&self) -> bool {
         self.saving.as_ref().is_some_and(JoinHandle::is_finished)
@@ -78,10 +95,7 @@ impl<J: Job> Task<J> {
         let Some(saving) = self.saving.take() else {
             return Ok(None);
         };
-        let saved = match saving.await {
-            Ok(saved) => saved?,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
+        let saved = joined(saving).await?;
         self.latest = Some(saved.id);
         Ok(Some(saved.positions))
     }
@@ -95,6 +109,7 @@ impl<J: Job> Task<J> {
         positions: Vec<SourceOffset>,
     ) -> Result<(), PipelineError> {
         let id = self.store.next_id()?;
+        self.epoch = id;
         let checkpoint = self
             .processor
             .checkpoint(id, self.store.partition(), positions.clone())
@@ -104,5 +119,13 @@ impl<J: Job> Task<J> {
             store.save(&checkpoint).map(|()| Saved { id, positions })
         }));
         Ok(())
+    }
+}
+
+/// What a blocking job returned; its panic, if it panicked.
+pub(crate) async fn joined<T>(handle: JoinHandle<T>) -> T {
+    match handle.await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
