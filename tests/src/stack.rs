@@ -56,20 +56,25 @@ pub async fn start() -> Stack {
     }
 }
 
-/// Events in the raw events table, each `event_id` once (`FINAL`).
+/// Events in the raw events table, each `event_id` once (`FINAL`), once
+/// there are `expected` or 30 s have passed: a flush writes its raw rows
+/// after its window rows.
 ///
 /// # Panics
 /// When the query fails.
-pub async fn distinct_raw_events(clickhouse: &ClickHouseConfig) -> u64 {
-    match clickhouse
-        .client()
-        .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
-        .fetch_one()
-        .await
-    {
-        Ok(n) => n,
-        Err(e) => panic!("counting raw events: {e}"),
-    }
+pub async fn distinct_raw_events(clickhouse: &ClickHouseConfig, expected: u64) -> u64 {
+    let count = || async {
+        match clickhouse
+            .client()
+            .query(&format!("SELECT count() FROM {} FINAL", tables::EVENTS))
+            .fetch_one()
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => panic!("counting raw events: {e}"),
+        }
+    };
+    poll(Duration::from_secs(30), count, |n| *n == expected).await
 }
 
 /// Rows of `table` read with `FINAL` (`filter` a WHERE clause or empty),

@@ -152,7 +152,7 @@ async fn streaming_engagement_equals_the_batch_recomputation() {
 
     let distinct: std::collections::HashSet<&str> =
         accepted.iter().map(|e| e.event_id.as_ref()).collect();
-    let raw = stack::distinct_raw_events(&clickhouse).await;
+    let raw = stack::distinct_raw_events(&clickhouse, distinct.len() as u64).await;
     assert_eq!(
         raw,
         distinct.len() as u64,

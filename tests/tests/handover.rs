@@ -306,13 +306,13 @@ async fn two_instances_split_the_job_and_hand_tasks_over_exactly() {
         |rows| *rows == expected_sessions,
     )
     .await;
-    let raw = stack::distinct_raw_events(clickhouse).await;
+    let distinct: HashSet<&str> = events.iter().map(|e| e.event_id.as_ref()).collect();
+    let raw = stack::distinct_raw_events(clickhouse, distinct.len() as u64).await;
     let landed = phase.elapsed();
     let a_stats = a.stop().await;
 
     let windows_report = report(&expected, &actual, |r| r.events);
     let sessions_report = report(&expected_sessions, &sessions, |r| r.events);
-    let distinct: HashSet<&str> = events.iter().map(|e| e.event_id.as_ref()).collect();
     println!(
         "handover: {} events ({} distinct); A alone caught up in {alone:.1?}; B took its \
          first task {joined:.1?} after starting, both caught up {split:.1?} after it \

@@ -131,7 +131,7 @@ impl Harness {
             assert_eq!(got, want);
         }
         let distinct: BTreeSet<&str> = self.events.iter().map(|e| e.event_id.as_ref()).collect();
-        let raw = stack::distinct_raw_events(clickhouse).await;
+        let raw = stack::distinct_raw_events(clickhouse, distinct.len() as u64).await;
         assert_eq!(
             raw,
             distinct.len() as u64,
