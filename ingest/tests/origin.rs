@@ -528,8 +528,12 @@ async fn oversized_uploads_are_refused_and_not_stored() {
         (status, error_text(&body)),
         (413, "segment exceeds the limit of 65536 bytes".to_owned())
     );
-    // Declared too large: refused before reading.
+    // Declared too large: refused before reading, so the connection closes.
     let response = origin.put(&format!("/live/{KEY}/big2.ts"), big).await;
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     assert_eq!(
         refused(response).await,
         (413, "segment exceeds the limit of 65536 bytes".to_owned())

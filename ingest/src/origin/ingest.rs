@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::CONTENT_LENGTH;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -183,7 +183,13 @@ async fn store_upload(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: Bod
         Ok(raw) => raw,
         Err(err) => {
             debug!(stream_id = %identity.stream_id, object = %path, error = %err, "upload refused");
-            return error(err.status(), &err.to_string());
+            // The rest of the body is unread, so the connection cannot carry
+            // another request: say so, or the client reuses it and fails.
+            let mut response = error(err.status(), &err.to_string());
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
     };
     let playlist = if is_playlist {
