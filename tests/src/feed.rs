@@ -6,7 +6,7 @@ use std::time::Duration;
 use livepulse_connectors::kafka::send_all;
 use livepulse_contract::playback::PlaybackRequest;
 use livepulse_contract::{Event, Limits, now_ms, topics};
-use livepulse_ingest::collector::batch::{pack, prepare};
+use livepulse_ingest::collector::batch::{Record, pack, prepare};
 use livepulse_ingest::origin::pack_requests;
 use rdkafka::producer::FutureProducer;
 
@@ -31,10 +31,13 @@ pub async fn produce(producer: &FutureProducer, events: &[Event<'static>]) {
         let prepared = prepare(&chunk, now, &limits);
         assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
         let records = pack(&prepared.accepted, now, 512 * 1024).expect("events pack");
-        let records = records
-            .iter()
-            .map(|r| (r.topic, r.partition, r.payload.as_slice()));
-        if let Err(e) = send_all(producer, records, DELIVERY_TIMEOUT).await {
+        let sent = send_all(
+            producer,
+            records.iter().map(Record::parts),
+            DELIVERY_TIMEOUT,
+        )
+        .await;
+        if let Err(e) = sent {
             panic!("producing to the test broker: {e}");
         }
     }

@@ -29,6 +29,14 @@ pub struct Record {
     pub events: usize,
 }
 
+impl Record {
+    /// (topic, partition, payload), as
+    /// [`livepulse_connectors::kafka::send_all`] takes records.
+    pub fn parts(&self) -> (&str, i32, &[u8]) {
+        (self.topic, self.partition, &self.payload)
+    }
+}
+
 /// An event the client sent that will not be produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {

@@ -212,38 +212,38 @@ impl CheckpointStore {
         &self.dir
     }
 
-    /// Complete checkpoints as (id, directory name), oldest first.
-    fn entries(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
-        let mut entries: Vec<(u64, String)> = fs::read_dir(&self.dir)
+    /// Names in the directory that `number` reads an id from, as (id,
+    /// name), lowest first.
+    fn numbered(
+        &self,
+        number: fn(&str) -> Option<&str>,
+    ) -> Result<Vec<(u64, String)>, CheckpointError> {
+        let mut found: Vec<(u64, String)> = fs::read_dir(&self.dir)
             .map_err(io(&self.dir))?
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
-                if name.ends_with(TMP) {
-                    return None;
-                }
-                let (id, _owner) = name.strip_prefix(PREFIX)?.split_once('-')?;
+                let (id, _owner) = number(&name)?.split_once('-')?;
                 Some((id.parse().ok()?, name))
             })
             .collect();
-        entries.sort();
-        Ok(entries)
+        found.sort();
+        Ok(found)
+    }
+
+    /// Complete checkpoints as (id, directory name), oldest first.
+    fn entries(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
+        self.numbered(|name| {
+            name.strip_prefix(PREFIX)
+                .filter(|rest| !rest.ends_with(TMP))
+        })
     }
 
     /// Journals as (epoch, file name), by whichever instance.
     fn journals(&self) -> Result<Vec<(u64, String)>, CheckpointError> {
-        let mut journals: Vec<(u64, String)> = fs::read_dir(&self.dir)
-            .map_err(io(&self.dir))?
-            .filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                let (epoch, _owner) = name
-                    .strip_prefix(JOURNAL_PREFIX)?
-                    .strip_suffix(JOURNAL_SUFFIX)?
-                    .split_once('-')?;
-                Some((epoch.parse().ok()?, name))
-            })
-            .collect();
-        journals.sort();
-        Ok(journals)
+        self.numbered(|name| {
+            name.strip_prefix(JOURNAL_PREFIX)?
+                .strip_suffix(JOURNAL_SUFFIX)
+        })
     }
 
     /// Appends `entry` to this instance's journal of epoch `epoch` (the

@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 
 use self::checkpoint::{CheckpointError, CheckpointRoot, SourceOffset};
 use self::decode::InputError;
-use self::processor::{JobEmission, Lateness};
+use self::processor::Lateness;
 use self::task::Task;
 use self::window::WindowSpecError;
 use crate::config::{Assignment, PipelineConfig, PipelineConfigError};
@@ -442,6 +442,7 @@ impl<J: Job> Run<J> {
         }
         let job = self.job.name();
         let (mut rows, mut session_rows, mut emitted) = (Vec::new(), Vec::new(), Vec::new());
+        let mut journal = Vec::new();
         for (p, task) in self.tasks.iter_mut().filter(|(_, t)| !t.revoked) {
             let Some(watermark) = task.processor.watermarks().advance(now, now_ms()) else {
                 continue;
@@ -449,11 +450,18 @@ impl<J: Job> Run<J> {
             let mut emission = task.processor.close(watermark, now_ms()).await?;
             rows.append(&mut emission.rows);
             session_rows.append(&mut emission.session_rows);
+            if !emission.shown.is_empty() {
+                journal.push(task.journal_shown(std::mem::take(&mut emission.shown)));
+            }
             emitted.push((*p, emission));
             metrics::gauge!("livepulse_pipeline_watermark_ms", "job" => job, "partition" => p.to_string())
                 .set(watermark as f64);
         }
-        self.journal_shown(&emitted).await?;
+        // Durable before the rows: a restart retracts the sessions they show
+        // if the replay moves them (see [`session`]).
+        for write in journal {
+            task::joined(write).await?;
+        }
         self.sink.insert(self.job.table(), &rows).await?;
         if let Some(sessions) = self.job.sessions() {
             self.sink.insert(sessions.table, &session_rows).await?;
@@ -480,24 +488,6 @@ impl<J: Job> Run<J> {
         metrics::gauge!("livepulse_pipeline_open_sessions", "job" => job).set(sessions as f64);
         metrics::gauge!("livepulse_pipeline_tasks", "job" => job).set(self.tasks.len() as f64);
         self.stats.late_session_updates = late;
-        Ok(())
-    }
-
-    /// Journals the sessions the emissions show, each in its task's
-    /// checkpoint directory, so a restart can retract those the replay
-    /// moves (see [`session`]).
-    async fn journal_shown(&self, emitted: &[(i32, JobEmission<J>)]) -> Result<(), PipelineError> {
-        let writes: Vec<_> = emitted
-            .iter()
-            .filter(|(_, emission)| !emission.shown().is_empty())
-            .filter_map(|(p, emission)| {
-                let task = self.tasks.get(p)?;
-                Some(task.journal_shown(emission.shown().to_vec()))
-            })
-            .collect();
-        for write in writes {
-            task::joined(write).await?;
-        }
         Ok(())
     }
 

@@ -67,19 +67,9 @@ pub struct Emission<R, S> {
     pub rows: Vec<R>,
     /// The job's session rows (closed, corrected and retracted sessions).
     pub session_rows: Vec<S>,
-    /// The sessions the rows show, to journal before writing them.
-    shown: Vec<u8>,
-}
-
-/// The emission of job `J`'s processor.
-pub type JobEmission<J> = Emission<<J as Job>::Row, <J as Job>::SessionRow>;
-
-impl<R, S> Emission<R, S> {
-    /// The journal entry of the sessions this emission shows; the task
-    /// journals it durably before the rows are written.
-    pub fn shown(&self) -> &[u8] {
-        &self.shown
-    }
+    /// The journal entry of the sessions the rows show; the task journals
+    /// it durably before the rows are written.
+    pub shown: Vec<u8>,
 }
 
 /// Lateness settings of a processor.
@@ -214,7 +204,7 @@ impl<J: Job> Processor<J> {
         &mut self,
         watermark: i64,
         emitted_ms: i64,
-    ) -> Result<JobEmission<J>, PipelineError> {
+    ) -> Result<Emission<J::Row, J::SessionRow>, PipelineError> {
         let due = self.state.due(watermark);
         let mut rows = Vec::new();
         for (window, result) in self.state.evaluate(&due, &self.sql).await? {
@@ -238,7 +228,7 @@ impl<J: Job> Processor<J> {
     }
 
     /// Records that an emission was written.
-    pub fn emitted(&mut self, emission: &JobEmission<J>) {
+    pub fn emitted(&mut self, emission: &Emission<J::Row, J::SessionRow>) {
         self.state.emitted_at(emission.watermark);
         if let Some(sessions) = &mut self.sessions {
             sessions.state.emitted_at(emission.watermark);
@@ -317,7 +307,7 @@ impl<J: Job> Processor<J> {
         Ok(())
     }
 
-    /// Folds in a journal entry of [`Emission::shown`] written after the
+    /// Folds in a journal entry of an [`Emission`]'s `shown` written after the
     /// restored checkpoint, so sessions shown since are retracted if the
     /// replay gives them another start.
     pub fn restore_shown(&mut self, entry: &[u8]) -> Result<(), PipelineError> {

@@ -76,9 +76,9 @@ impl<J: Job> Task<J> {
         Ok(self.store.latest_id()? > self.latest)
     }
 
-    /// Durably journals the sessions an emission shows (see
-    /// [`super::processor::Emission::shown`]) off the loop; await it
-    /// before writing the emission's rows.
+    /// Durably journals the sessions an emission shows (its `shown`, see
+    /// [`super::processor::Emission`]) off the loop; await it before
+    /// writing the emission's rows.
     pub(crate) fn journal_shown(&self, entry: Vec<u8>) -> JoinHandle<Result<(), CheckpointError>> {
         let (store, epoch) = (self.store.clone(), self.epoch);
         tokio::task::spawn_blocking(move || store.journal_shown(epoch, &entry))

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use livepulse_connectors::kafka::{idempotent_producer, send_all};
 use livepulse_contract::{Event, Family, Kind, Limits, now_ms, tables};
-use livepulse_ingest::collector::batch::{pack, prepare};
+use livepulse_ingest::collector::batch::{Record, pack, prepare};
 use livepulse_pipelines::config::Assignment;
 use livepulse_pipelines::jobs::engagement::Engagement;
 use livepulse_pipelines::{Pipeline, PipelineConfig};
@@ -78,12 +78,13 @@ pub(super) async fn run(config: &PipelineConfig, rate: u32, duration: Duration) 
             prepared.rejected
         );
         let records = pack(&prepared.accepted, now, MAX_RECORD_BYTES)?;
-        let sends = records
-            .iter()
-            .map(|r| (r.topic, r.partition, r.payload.as_slice()));
-        send_all(&producer, sends, Duration::from_secs(30))
-            .await
-            .context("producing")?;
+        send_all(
+            &producer,
+            records.iter().map(Record::parts),
+            Duration::from_secs(30),
+        )
+        .await
+        .context("producing")?;
         let (first, window) = (produced.len(), window_of(now));
         produced.extend((first..first + n).map(|i| ((stream(i), window), at)));
     }

@@ -187,12 +187,13 @@ async fn end_to_end(
     let pipeline = tokio::spawn(pipeline.run(shutdown.clone()));
     let producer = idempotent_producer(kafka, Duration::from_secs(30))?;
     let start = Instant::now();
-    let sends = taken
-        .iter()
-        .map(|r| (r.topic, r.partition, r.payload.as_slice()));
-    send_all(&producer, sends, Duration::from_secs(30))
-        .await
-        .context("producing to the local broker")?;
+    send_all(
+        &producer,
+        taken.iter().map(|r| r.parts()),
+        Duration::from_secs(30),
+    )
+    .await
+    .context("producing to the local broker")?;
     let produced = start.elapsed();
     println!(
         "  produced {n} events in {} records in {:.2} s",
