@@ -35,7 +35,8 @@ at_most_one_feature!(
     "arroyo-smoothness-score",
     "arroyo-quality-score",
     "arroyo-success-score",
-    "arroyo-playback-score"
+    "arroyo-playback-score",
+    "arroyo-distinct-key"
 );
 
 #[cfg(feature = "arroyo-interaction-rate")]
@@ -76,4 +77,10 @@ fn success_score(played: i64, failed: i64) -> f64 {
 #[arroyo_udf_plugin::udf]
 fn playback_score(startup_ms: f64) -> f64 {
     crate::playback_score(startup_ms)
+}
+
+#[cfg(feature = "arroyo-distinct-key")]
+#[arroyo_udf_plugin::udf]
+fn distinct_key(value: &str) -> i64 {
+    crate::distinct_key(value)
 }

@@ -2,9 +2,10 @@
 //!
 //! One generic [`ScalarUDFImpl`] (`RowUdf`) wraps any plain `fn(A) -> R` or
 //! `fn(A, B) -> R` whose arguments are `i64`, `f64` or `bool` and whose result
-//! is `f64` or `Option<f64>`. Every UDF returns `Float64`, is immutable and
-//! strict: a NULL argument gives a NULL result, as does `None` from the plain
-//! function.
+//! is `f64` or `Option<f64>`: these UDFs return `Float64`. `distinct_key`
+//! takes any string type and returns `Int64` (`KeyUdf`). Every UDF is
+//! immutable and strict: a NULL argument gives a NULL result, as does `None`
+//! from the plain function.
 //!
 //! Argument types use [`Signature::coercible`], so SQL needs no casts:
 //!
@@ -20,7 +21,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::types::{NativeType, logical_boolean, logical_float64, logical_int64};
 use datafusion::common::{Result, internal_datafusion_err, internal_err};
@@ -72,7 +73,58 @@ pub fn all() -> Vec<ScalarUDF> {
         udf!(binary, quality_score),
         udf!(binary, success_score),
         udf!(unary, playback_score),
+        ScalarUDF::new_from_impl(KeyUdf::new()),
     ]
+}
+
+/// `distinct_key` over a string column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyUdf {
+    signature: Signature,
+}
+
+impl KeyUdf {
+    fn new() -> Self {
+        Self {
+            signature: Signature::string(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for KeyUdf {
+    fn name(&self) -> &str {
+        "distinct_key"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn is_strict(&self) -> bool {
+        true
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [values] = arrays.as_slice() else {
+            return internal_err!("distinct_key expects 1 argument, got {}", arrays.len());
+        };
+        let keys: Int64Array = match values.data_type() {
+            DataType::Utf8 => values.as_string::<i32>().iter().map(keys).collect(),
+            DataType::LargeUtf8 => values.as_string::<i64>().iter().map(keys).collect(),
+            DataType::Utf8View => values.as_string_view().iter().map(keys).collect(),
+            other => return Err(not_coerced("distinct_key", "a string", other)),
+        };
+        Ok(ColumnarValue::Array(Arc::new(keys)))
+    }
+}
+
+fn keys(value: Option<&str>) -> Option<i64> {
+    value.map(crate::distinct_key)
 }
 
 /// A plain Rust function applied row by row to Arrow arrays.

@@ -1,8 +1,9 @@
-//! Scalar functions the livepulse jobs need beyond SQL: an engagement ratio
-//! and per-view quality-of-experience scores.
+//! Scalar functions the livepulse jobs need beyond SQL: an engagement ratio,
+//! per-view quality-of-experience scores and integer keys for distinct counts.
 //!
 //! Each function exists three ways:
-//! - as a plain Rust function (always compiled, no dependencies);
+//! - as a plain Rust function (always compiled; only [`distinct_key`] needs a
+//!   crate, for its hash);
 //! - as a DataFusion [`ScalarUDF`](::datafusion::logical_expr::ScalarUDF) of
 //!   the same name, via [`datafusion::register_all`] (feature `datafusion`, on
 //!   by default);
@@ -17,9 +18,11 @@
 //! ```
 
 mod engagement;
+mod keys;
 mod qoe;
 
 pub use engagement::interaction_rate;
+pub use keys::distinct_key;
 pub use qoe::{playback_score, quality_score, smoothness_score, startup_score, success_score};
 
 #[cfg(feature = "datafusion")]

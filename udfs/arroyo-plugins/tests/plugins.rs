@@ -5,17 +5,28 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arroyo_udf_plugin::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, make_array};
+use arroyo_udf_plugin::arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, StringArray, make_array,
+};
 use arroyo_udf_plugin::arrow::ffi::from_ffi;
 use arroyo_udf_plugin::{FfiArraySchema, FfiArrays, RunResult};
 
 /// The signature `#[udf]` gives `__run` (arroyo-udf-macros 0.2).
 type Run = unsafe extern "C-unwind" fn(FfiArrays) -> RunResult;
 
-/// Calls the `__run` of `target/plugins/<name>.so` on `args`. The rows are
-/// copied out before the library is unloaded: the returned Arrow buffers are
-/// released by code inside it.
+/// Calls the `__run` of `target/plugins/<name>.so` on `args`, returning
+/// its Float64 rows.
 fn call(name: &str, args: Vec<ArrayRef>) -> Vec<Option<f64>> {
+    call_with(name, args, |result| {
+        let rows = result.as_any().downcast_ref::<Float64Array>();
+        rows.expect("this plugin returns Float64").iter().collect()
+    })
+}
+
+/// Calls the `__run` of `target/plugins/<name>.so` on `args` and reads the
+/// result with `copy`: the rows are copied out before the library is
+/// unloaded, since the returned Arrow buffers are released by code inside it.
+fn call_with<T>(name: &str, args: Vec<ArrayRef>, copy: impl Fn(&ArrayRef) -> T) -> T {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/plugins")
         .join(format!("{name}.so"));
@@ -30,13 +41,7 @@ fn call(name: &str, args: Vec<ArrayRef>) -> Vec<Option<f64>> {
         RunResult::Ok(FfiArraySchema(array, schema)) => {
             // SAFETY: `array` and `schema` come straight from the plugin's export.
             let data = unsafe { from_ffi(array, &schema) }.expect("valid Arrow C data");
-            let result = make_array(data);
-            result
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .expect("plugins return Float64")
-                .iter()
-                .collect()
+            copy(&make_array(data))
         }
         RunResult::Err => panic!("{name} panicked inside the plugin"),
     }
@@ -168,5 +173,25 @@ fn playback_score_plugin() {
         "playback_score",
         &out,
         &[Some(100.0), Some(25.0), Some(81.0), Some(0.0), None],
+    );
+}
+
+#[test]
+fn distinct_key_plugin_gives_the_keys_datafusion_gives() {
+    let values: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("弹幕")]));
+    let out = call_with("distinct_key", vec![values], |result| {
+        let rows = result.as_any().downcast_ref::<Int64Array>();
+        rows.expect("distinct_key returns Int64")
+            .iter()
+            .collect::<Vec<_>>()
+    });
+    // The values udfs/tests/sql/keys.slt pins for the DataFusion UDF.
+    assert_eq!(
+        out,
+        [
+            Some(-1_817_709_641_818_812_897),
+            None,
+            Some(5_434_772_321_327_425_138)
+        ]
     );
 }

@@ -12,14 +12,17 @@
 --   interaction_rate    interactions per concurrent viewer; NULL without viewers
 --   events              events in the window; grows with late corrections and
 --                       so serves as the row's ReplacingMergeTree version
+-- Distinct counts are over distinct_key(id), 64-bit keys: integer sets merge
+-- several times faster than string sets, and two ids of one window share a
+-- key with a chance of about n^2 / 2^65 (1e-9 at 200,000 viewers).
 SELECT
     window_start,
     stream_id,
-    COUNT(DISTINCT session_id) FILTER (WHERE event_type = 'player') AS concurrent_viewers,
-    COUNT(DISTINCT viewer_id) AS unique_viewers,
+    COUNT(DISTINCT distinct_key(session_id)) FILTER (WHERE event_type = 'player') AS concurrent_viewers,
+    COUNT(DISTINCT distinct_key(viewer_id)) AS unique_viewers,
     COALESCE(SUM(played_ms), 0) AS watch_ms,
     COUNT(*) FILTER (WHERE event = 'message') AS chat_messages,
-    COUNT(DISTINCT viewer_id) FILTER (WHERE event = 'message') AS chatters,
+    COUNT(DISTINCT distinct_key(viewer_id)) FILTER (WHERE event = 'message') AS chatters,
     COUNT(*) FILTER (WHERE event_type = 'chat' AND event = 'like') AS likes,
     COALESCE(SUM("count") FILTER (WHERE event = 'gift'), 0) AS gifts,
     COALESCE(SUM(value_cents) FILTER (WHERE event = 'gift'), 0) AS gift_value_cents,
@@ -29,7 +32,7 @@ SELECT
     COUNT(*) FILTER (WHERE event_type = 'chat') AS interactions,
     interaction_rate(
         COUNT(*) FILTER (WHERE event_type = 'chat'),
-        COUNT(DISTINCT session_id) FILTER (WHERE event_type = 'player')
+        COUNT(DISTINCT distinct_key(session_id)) FILTER (WHERE event_type = 'player')
     ) AS interaction_rate,
     COUNT(*) AS events
 FROM window_events

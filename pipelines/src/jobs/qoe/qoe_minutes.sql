@@ -24,6 +24,7 @@
 --   ttfb_ms               mean time to the first byte of a segment
 --   events                rows in the window; grows with late corrections and
 --                         so serves as the row's version
+-- views counts distinct_key(session_id), 64-bit keys (see engagement.sql).
 SELECT
     window_start,
     stream_id,
@@ -32,7 +33,7 @@ SELECT
     COALESCE(cdn, '') AS cdn,
     COALESCE(region, '') AS region,
     COALESCE(client_cohort, '') AS network,
-    COUNT(DISTINCT session_id) AS views,
+    COUNT(DISTINCT distinct_key(session_id)) AS views,
     COUNT(*) FILTER (WHERE event_type = 'player' AND event = 'start') AS attempts,
     COUNT(*) FILTER (WHERE event = 'playing') AS plays,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST(startup_ms AS DOUBLE)) AS startup_p50_ms,
