@@ -20,7 +20,7 @@ mod task;
 pub mod watermark;
 pub mod window;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::error::ArrowError;
@@ -46,6 +46,12 @@ use crate::sinks::clickhouse::{ClickHouseSink, SinkError};
 use crate::sinks::dead_letter::{DeadLetterSink, Origin};
 use crate::sinks::row_binary::RowBinary;
 use crate::sources::kafka::{Change, KafkaSource, SourceError};
+
+/// The hash map of per-event state (event ids, session keys): foldhash
+/// instead of SipHash, which was most of the time spent in these maps. Its
+/// seed is random per process, so crafted keys cannot be aimed at one bucket
+/// chain from outside.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Why a pipeline stopped before being asked to.
 #[derive(Debug, Error)]

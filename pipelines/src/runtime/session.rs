@@ -33,7 +33,6 @@
 //! replayed events merge into them, and a start that did not survive is
 //! retracted.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -46,6 +45,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::expressions::Column;
 use livepulse_contract::arrow::col;
 
+use super::FastMap;
 use super::engine::IncrementalSql;
 
 /// Column of a checkpointed session batch with the slot's flags.
@@ -96,7 +96,7 @@ struct StateField {
 /// once; slots refer to them by id.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, i64>,
+    ids: FastMap<Box<str>, i64>,
     values: Vec<Box<str>>,
 }
 
@@ -237,7 +237,7 @@ pub struct SessionState {
     layout: Layout,
     schema: SchemaRef,
     /// Encoded key -> its first slot; a key's slots are chained.
-    index: HashMap<Box<[u8]>, u32>,
+    index: FastMap<Box<[u8]>, u32>,
     slots: Vec<i64>,
     free: Vec<u32>,
     /// The watermark of the last emission.
@@ -264,7 +264,7 @@ impl SessionState {
             horizon_ms,
             layout: Layout::of(sql)?,
             schema: sql.state_schema(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             emitted_until: None,
