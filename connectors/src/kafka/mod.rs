@@ -84,6 +84,9 @@ pub fn group_consumer_with<C: ConsumerContext + 'static>(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
+        // A fetch waits at most this long for new records (default 500 ms),
+        // so a record a window's watermark needs is not held at the broker.
+        .set("fetch.wait.max.ms", "100")
         .create_with_context(context)
 }
 

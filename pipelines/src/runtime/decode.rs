@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, UInt32Array, new_null_array};
-use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, UInt32Array, new_null_array};
+use datafusion::arrow::compute::{concat_batches, max};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use livepulse_contract::arrow::col;
 use livepulse_contract::record::{self, Payload, RecordError};
 use livepulse_contract::topics::Topic;
 use thiserror::Error;
@@ -118,6 +119,7 @@ pub struct InputDecoder {
     schema: SchemaRef,
     pieces: Vec<RecordBatch>,
     rows: usize,
+    latest_ts: Option<i64>,
 }
 
 impl InputDecoder {
@@ -127,6 +129,7 @@ impl InputDecoder {
             schema,
             pieces: Vec::new(),
             rows: 0,
+            latest_ts: None,
         }
     }
 
@@ -145,8 +148,13 @@ impl InputDecoder {
         source: u32,
         offset: i64,
     ) -> Result<usize, RecordError> {
+        self.latest_ts = None;
         let batch = record::decode(payload, value)?;
         let rows = batch.num_rows();
+        self.latest_ts = batch
+            .column_by_name(col::TS)
+            .and_then(|ts| ts.as_primitive_opt::<Int64Type>())
+            .and_then(max);
         if rows == 0 {
             return Ok(0);
         }
@@ -167,6 +175,12 @@ impl InputDecoder {
             .push(RecordBatch::try_new(self.schema(), columns)?);
         self.rows += rows;
         Ok(rows)
+    }
+
+    /// The latest event time in the record last given to
+    /// [`append`](Self::append); `None` if it had no rows or failed.
+    pub fn latest_ts(&self) -> Option<i64> {
+        self.latest_ts
     }
 
     /// Rows appended since the last [`finish`](Self::finish).

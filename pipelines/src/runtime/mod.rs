@@ -188,13 +188,7 @@ impl<J: Job> Pipeline<J> {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
-                    run.flush().await?;
-                    if run.tasks.values().any(Task::save_finished) {
-                        run.checkpoints_written().await?;
-                    }
-                    if run.last_checkpoint.elapsed() >= checkpoint_every {
-                        run.checkpoint().await?;
-                    }
+                    run.tick(checkpoint_every).await?;
                     // A full interval of reading follows every flush, however
                     // long the flush took, so flushing cannot starve reading.
                     tick.reset();
@@ -202,7 +196,12 @@ impl<J: Job> Pipeline<J> {
                 message = run.source.recv() => match message {
                     Ok(message) => {
                         run.read(&message).await?;
-                        if run.events_in_batch >= config.max_batch_events {
+                        // A closing window is emitted now rather than at the
+                        // next tick: up to a flush interval less latency.
+                        if run.window_due() {
+                            run.tick(checkpoint_every).await?;
+                            tick.reset();
+                        } else if run.events_in_batch >= config.max_batch_events {
                             run.ingest().await?;
                         }
                     }
@@ -245,6 +244,26 @@ struct Run<J: Job> {
 }
 
 impl<J: Job> Run<J> {
+    /// A flush, then whatever checkpoint work is due.
+    async fn tick(&mut self, checkpoint_every: Duration) -> Result<(), PipelineError> {
+        self.flush().await?;
+        if self.tasks.values().any(Task::save_finished) {
+            self.checkpoints_written().await?;
+        }
+        if self.last_checkpoint.elapsed() >= checkpoint_every {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a task's watermark would close a window if advanced now.
+    fn window_due(&self) -> bool {
+        let (now, now_ms) = (Instant::now(), now_ms());
+        self.tasks
+            .values()
+            .any(|t| !t.revoked && t.processor.window_due(now, now_ms))
+    }
+
     /// Takes on partition number `partition` from its newest checkpoint;
     /// returns the offsets its state resumes at.
     async fn start_task(&mut self, partition: i32) -> Result<Vec<SourceOffset>, PipelineError> {

@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{Int64Type, UInt32Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use livepulse_contract::arrow::col;
 use livepulse_contract::record::{Payload, RecordError};
 
 use super::PipelineError;
 use super::checkpoint::{Checkpoint, Meta, SourceOffset};
-use super::decode::{InputDecoder, SOURCE_COLUMN, input_schema};
+use super::decode::{InputDecoder, input_schema};
 use super::engine::IncrementalSql;
 use super::session::SessionState;
 use super::state::WindowState;
@@ -149,7 +146,25 @@ impl<J: Job> Processor<J> {
         source: u32,
         offset: i64,
     ) -> Result<usize, RecordError> {
-        self.decoder.append(payload, value, source, offset)
+        let rows = self.decoder.append(payload, value, source, offset)?;
+        // Observed on reading, not on folding: the runtime flushes as soon
+        // as the watermark closes a window (see `window_due`). Every flush
+        // folds what was read before it advances the watermark.
+        if let Some(ts) = self.decoder.latest_ts() {
+            self.watermarks.observe(source, ts, Instant::now());
+        }
+        Ok(rows)
+    }
+
+    /// Whether advancing the watermark now would close a window the last
+    /// emission did not.
+    pub fn window_due(&self, now: Instant, now_ms: i64) -> bool {
+        let (Some(watermark), Some(end)) =
+            (self.watermarks.peek(now, now_ms), self.state.next_end())
+        else {
+            return false;
+        };
+        watermark >= end
     }
 
     /// Folds what was read into the window state, and appends the rows for
@@ -160,19 +175,6 @@ impl<J: Job> Processor<J> {
             return Ok(Ingested::default());
         }
         let batch = self.decoder.finish()?;
-        let now = Instant::now();
-        if let (Some(sources), Some(ts)) = (
-            batch.column_by_name(SOURCE_COLUMN),
-            batch.column_by_name(col::TS),
-        ) {
-            let (sources, ts) = (
-                sources.as_primitive::<UInt32Type>(),
-                ts.as_primitive::<Int64Type>(),
-            );
-            for (source, ts) in sources.values().iter().zip(ts.values()) {
-                self.watermarks.observe(*source, *ts, now);
-            }
-        }
         let admitted = self.state.admit(batch, &self.sql).await?;
         if let Some(sessions) = &mut self.sessions
             && admitted.fresh.num_rows() > 0

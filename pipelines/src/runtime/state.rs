@@ -161,6 +161,15 @@ impl WindowState {
         Ok(())
     }
 
+    /// The end of the next window a rising watermark closes: the first one
+    /// ending after the last emission, or over the first pane if nothing
+    /// was emitted yet. `None` without panes.
+    pub fn next_end(&self) -> Option<i64> {
+        let first = *self.panes.keys().next()?;
+        let after = self.progress.emitted_until.map_or(first, |u| u.max(first));
+        self.windows.iter().map(|w| w.first_end(after)).min()
+    }
+
     /// Windows to emit at `watermark`: those it closes for the first time,
     /// and emitted ones whose panes were corrected since. Call
     /// [`Self::emitted_at`] once they are written.
@@ -436,12 +445,15 @@ mod tests {
             .await
             .unwrap();
         let mut state = WindowState::new(windows, 20_000);
+        assert_eq!(state.next_end(), None);
 
         let a = state
             .admit(batch(&[(1, 5_000), (2, 15_000), (1, 5_000)]), &sql)
             .await
             .unwrap();
         assert_eq!((a.fresh.num_rows(), a.duplicates, a.corrections), (2, 1, 0));
+        // The first windows over pane 0 (the tumble and a hop) end at 10 s.
+        assert_eq!(state.next_end(), Some(10_000));
 
         // Watermark 20 s closes tumble [0,10) and [10,20), and the hop
         // windows ending at 10 s and 20 s.
@@ -457,6 +469,7 @@ mod tests {
         );
         state.emitted_at(20_000);
         assert!(state.due(20_000).is_empty());
+        assert_eq!(state.next_end(), Some(30_000));
 
         // A late event for [0, 10) within the horizon re-emits every window over it.
         let a = state.admit(batch(&[(3, 9_000)]), &sql).await.unwrap();

@@ -132,6 +132,12 @@ impl Watermarks {
     /// event time, minus the lateness; the wall clock (`now_ms`) minus the
     /// lateness when every partition is idle. Never moves backwards.
     pub fn advance(&mut self, now: Instant, now_ms: i64) -> Option<i64> {
+        self.current = self.peek(now, now_ms);
+        self.current
+    }
+
+    /// What [`Self::advance`] would return, without advancing.
+    pub fn peek(&self, now: Instant, now_ms: i64) -> Option<i64> {
         let mut active = self
             .partitions
             .values()
@@ -140,16 +146,13 @@ impl Watermarks {
         let candidate = if active.peek().is_none() {
             (!self.partitions.is_empty()).then_some(now_ms)
         } else {
-            active
-                .map(|p| p.max_ts)
-                .collect::<Option<Vec<i64>>>()
-                .and_then(|m| m.into_iter().min())
+            // A partition that delivered nothing yet holds it back.
+            active.try_fold(i64::MAX, |min, p| Some(min.min(p.max_ts?)))
         };
-        if let Some(ts) = candidate {
-            let wm = ts - self.lateness_ms;
-            self.current = Some(self.current.map_or(wm, |c| c.max(wm)));
+        match candidate.map(|ts| ts - self.lateness_ms) {
+            Some(wm) => Some(self.current.map_or(wm, |c| c.max(wm))),
+            None => self.current,
         }
-        self.current
     }
 }
 
@@ -173,6 +176,8 @@ mod tests {
         // Silent but not caught up (the broker still has records): still holds.
         assert_eq!(wm.advance(later, 99_000), None);
         wm.set_caught_up(1);
+        assert_eq!(wm.peek(later, 99_000), Some(10_000));
+        assert_eq!(wm.current(), None, "peeking does not advance");
         assert_eq!(wm.advance(later, 99_000), Some(10_000));
         wm.set_caught_up(0);
         assert_eq!(wm.advance(later, 99_000), Some(99_000));
